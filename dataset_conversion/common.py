@@ -1,0 +1,199 @@
+"""Shared machinery of the dataset converters: where ``$nnUNet_raw`` is, refusing a dataset id that is
+taken, staging into a temporary folder that is moved into place only when every case converted, image
+reading and geometry/value checks with errors that name the case and file, lesion statistics for
+``cases.csv`` (volume in ml, connected-component count as the challenge scorers count them: 26-connected
+for ISLES'22, 6-connected for ATLAS v2.0; see shared/reference/anchors.md sections 2-3), ``dataset.json``
+through nnU-Net's own ``generate_dataset_json``, and a parallel map over cases with a progress bar.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import multiprocessing
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from nnunet_stroke.errors import UserError
+
+CASES_CSV_COLUMNS = ("case", "lesion_volume_ml", "lesion_count", "site", "class")
+GEOMETRY_TOLERANCE = 1e-3  # mm for spacing/origin, absolute for direction cosines
+
+
+def nnunet_raw_dir() -> Path:
+    """The folder named by ``$nnUNet_raw``; it must exist."""
+    value = os.environ.get("nnUNet_raw")
+    if not value:
+        raise UserError("the environment variable nnUNet_raw is not set; set it to the folder that holds "
+                        "nnU-Net's raw datasets, e.g. `export nnUNet_raw=/data/nnUNet_raw`")
+    raw = Path(value)
+    if not raw.is_dir():
+        raise UserError(f"nnUNet_raw={raw} is not a folder; create it (`mkdir -p {raw}`) or fix the variable")
+    return raw
+
+
+def dataset_folder_name(dataset_id: int, name: str) -> str:
+    if not 1 <= dataset_id <= 999:
+        raise UserError(f"dataset id {dataset_id} is outside 1..999, the range nnU-Net accepts; pick another id")
+    if not name or any(ch in name for ch in "/\\ ") or name.startswith("."):
+        raise UserError(f"dataset name {name!r} must be non-empty without slashes or spaces; pick another --name")
+    return f"Dataset{dataset_id:03d}_{name}"
+
+
+def datasets_with_id(raw: Path, dataset_id: int) -> list[Path]:
+    """Every folder ``Dataset{ID:03d}_*`` in ``raw`` (nnU-Net resolves ids by this prefix, whatever the name)."""
+    return sorted(p for p in raw.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir())
+
+
+@contextlib.contextmanager
+def staged_dataset(dataset_id: int, name: str, overwrite: bool) -> Iterator[Path]:
+    """Yield an empty temporary folder under ``$nnUNet_raw``; on normal exit it replaces
+    ``Dataset{ID}_{NAME}`` (and, with ``overwrite``, every other dataset with that id) in one rename.
+    On any exception the temporary folder is deleted and existing datasets are left untouched."""
+    raw = nnunet_raw_dir()
+    final = raw / dataset_folder_name(dataset_id, name)
+    existing = datasets_with_id(raw, dataset_id)
+    if existing and not overwrite:
+        raise UserError(f"dataset id {dataset_id} is already taken by {', '.join(str(p) for p in existing)}; "
+                        "pass --overwrite to replace it or choose another --dataset-id")
+    staging = Path(tempfile.mkdtemp(prefix=f".converting_{final.name}_", dir=raw))
+    try:
+        yield staging
+        trash = Path(tempfile.mkdtemp(prefix=f".replaced_{final.name}_", dir=raw))
+        for index, old in enumerate(existing):
+            os.replace(old, trash / f"{index}_{old.name}")
+        os.replace(staging, final)
+        shutil.rmtree(trash)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def read_image(path: Path, case: str) -> sitk.Image:
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
+        raise UserError(f"case {case}: cannot read {path} ({first_line}); re-download or replace the file") from None
+
+
+def grid_mismatch(reference: sitk.Image, image: sitk.Image) -> str | None:
+    """Describe how ``image``'s voxel grid differs from ``reference``'s, or None when they agree."""
+    if reference.GetSize() != image.GetSize():
+        return f"size {image.GetSize()} vs {reference.GetSize()}"
+    for what, a, b in (("spacing", image.GetSpacing(), reference.GetSpacing()),
+                       ("origin", image.GetOrigin(), reference.GetOrigin()),
+                       ("direction", image.GetDirection(), reference.GetDirection())):
+        if not np.allclose(a, b, atol=GEOMETRY_TOLERANCE):
+            return f"{what} {tuple(round(v, 4) for v in a)} vs {tuple(round(v, 4) for v in b)}"
+    return None
+
+
+def check_same_grid(reference: sitk.Image, reference_path: Path, image: sitk.Image, path: Path, case: str) -> None:
+    mismatch = grid_mismatch(reference, image)
+    if mismatch:
+        raise UserError(f"case {case}: {path} is on another voxel grid than {reference_path} ({mismatch}); "
+                        "resample it onto that grid or remove the case")
+
+
+def finite_array(image: sitk.Image, path: Path, case: str) -> np.ndarray:
+    array = sitk.GetArrayViewFromImage(image)
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise UserError(f"case {case}: {path} has {bad} NaN/infinite voxels; replace them (e.g. with 0) "
+                        "or remove the case")
+    return array
+
+
+def binary_mask(image: sitk.Image, path: Path, case: str) -> np.ndarray:
+    """The mask as uint8 0/1; any other value (2, 255, -1, 0.5, NaN) is an error naming the values."""
+    array = finite_array(image, path, case)
+    values = np.unique(array)
+    unexpected = values[(values != 0) & (values != 1)]
+    if unexpected.size:
+        shown = ", ".join(f"{v:g}" for v in unexpected[:5]) + (", ..." if unexpected.size > 5 else "")
+        raise UserError(f"case {case}: {path} is not a binary lesion mask (values {shown} besides 0 and 1); "
+                        "binarise it (e.g. mask > 0) or remove the case")
+    return (array == 1).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One row of ``cases.csv``."""
+
+    case: str
+    lesion_volume_ml: float | str
+    lesion_count: int | str
+    site: str
+    class_: str
+
+    def row(self) -> dict[str, object]:
+        row = asdict(self)
+        row["class"] = row.pop("class_")
+        if isinstance(self.lesion_volume_ml, float):
+            row["lesion_volume_ml"] = f"{self.lesion_volume_ml:.4f}"
+        return row
+
+
+def lesion_record(case: str, mask: np.ndarray, spacing_mm: Sequence[float], connectivity: int,
+                  site: str = "") -> CaseRecord:
+    """Lesion volume in ml and the number of connected lesions (cc3d, ``connectivity`` 6/18/26)."""
+    import cc3d
+
+    voxels = int(np.count_nonzero(mask))
+    count = int(cc3d.connected_components(mask, connectivity=connectivity, return_N=True)[1]) if voxels else 0
+    volume_ml = voxels * float(np.prod(spacing_mm)) / 1000.0
+    return CaseRecord(case, volume_ml, count, site, "lesion" if voxels else "no_lesion")
+
+
+def write_cases_csv(path: Path, records: Sequence[CaseRecord]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CASES_CSV_COLUMNS)
+        writer.writeheader()
+        for record in sorted(records, key=lambda r: r.case):
+            writer.writerow(record.row())
+
+
+def write_dataset_json(folder: Path, channel_names: dict[str, str], labels: dict[str, int], num_training_cases: int,
+                       dataset_name: str, **metadata: str) -> None:
+    from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
+
+    generate_dataset_json(str(folder), channel_names=channel_names, labels=labels,
+                          num_training_cases=num_training_cases, file_ending=".nii.gz", dataset_name=dataset_name,
+                          converted_by="nnunet-stroke convert", **metadata)
+
+
+def write_like(array: np.ndarray, reference: sitk.Image, path: Path) -> None:
+    """Write ``array`` (z, y, x) as compressed NIfTI with ``reference``'s geometry."""
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(reference)
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+def copy_or_write(source: Path, image: sitk.Image, reference: sitk.Image, target: Path) -> None:
+    """Put ``image`` at ``target`` (.nii.gz) on ``reference``'s exact geometry: a byte copy when the source
+    already is a .nii.gz on exactly that grid (the common case, and much faster), else a rewrite."""
+    exact = (image.GetSize() == reference.GetSize() and image.GetSpacing() == reference.GetSpacing()
+             and image.GetOrigin() == reference.GetOrigin() and image.GetDirection() == reference.GetDirection())
+    if exact and source.name.lower().endswith(".nii.gz"):
+        shutil.copyfile(source, target)
+    else:
+        write_like(sitk.GetArrayFromImage(image), reference, target)
+
+
+def parallel_map(function: Callable, items: Sequence, num_processes: int, description: str) -> list:
+    """``[function(item) for item in items]`` in a spawn pool of ``num_processes`` workers with a tqdm bar,
+    results in input order. ``function`` must be a module-level function (picklable under spawn);
+    ``num_processes <= 1`` runs in this process."""
+    from tqdm import tqdm
+
+    if num_processes <= 1 or len(items) <= 1:
+        return [function(item) for item in tqdm(items, desc=description, unit="case")]
+    with multiprocessing.get_context("spawn").Pool(min(num_processes, len(items))) as pool:
+        return list(tqdm(pool.imap(function, items), total=len(items), desc=description, unit="case"))
