@@ -1,0 +1,109 @@
+"""Base trainers: the stroke hybrid loss and preset-built networks.
+
+``nnUNetTrainerStrokeUNet`` trains nnU-Net's planned network (3D/2D U-Net, or ResEnc with
+``-p nnUNetResEncUNetMPlans``) with LBMNet's hybrid loss, eq. 13 of Kuang et al. (Front. Med. 2026):
+Dice + class-weighted cross-entropy, under nnU-Net's deep supervision.
+
+Class-weight rule (LBMNet section 3.4 names inverse-frequency weighting but not its normalisation):
+count the voxels of every class over the preprocessed segmentations of the fold's training cases,
+``w_c = min(n_background / n_c, max_class_weight)`` so background has weight 1 and a class ``k`` times
+rarer than background weighs ``k`` (capped at ``max_class_weight`` = 10, so that a tiny lesion class
+cannot swamp the background term). Classes absent from the training labels get the cap.
+
+``PresetTrainer`` builds its network from a preset in ``network_configs/`` for the planned patch and
+pooling; subclasses set ``network_preset``, ``tiny_preset`` and ``paper``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from torch import nn
+
+from nnunet_stroke.networks.registry import build_network
+
+TINY_FEATURES = (8, 16, 32, 64)  # channel widths of the CPU-sized planned U-Net, capped at the last
+
+
+def inverse_frequency_weights(voxel_counts: np.ndarray, max_class_weight: float) -> np.ndarray:
+    """Class weights ``min(n_0 / n_c, cap)`` from per-class voxel counts (see the module docstring)."""
+    counts = np.asarray(voxel_counts, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        weights = np.where(counts > 0, counts[0] / counts, np.inf)
+    return np.minimum(weights, max_class_weight)
+
+
+def count_label_voxels(preprocessed_folder: str, identifiers: list[str], num_classes: int) -> np.ndarray:
+    """Voxels per class over the preprocessed segmentations of ``identifiers`` (negative labels ignored)."""
+    dataset = infer_dataset_class(preprocessed_folder)(preprocessed_folder, identifiers=identifiers)
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for identifier in identifiers:
+        seg = np.asarray(dataset.load_case(identifier)[1])
+        counts += np.bincount(seg[seg >= 0].astype(np.int64).ravel(), minlength=num_classes)[:num_classes]
+    return counts
+
+
+class nnUNetTrainerStrokeUNet(nnUNetTrainer):
+    """nnU-Net's planned network trained with Dice + inverse-frequency weighted CE (LBMNet eq. 13)."""
+
+    paper = "nnU-Net (Isensee et al., Nat. Methods 2021) + LBMNet hybrid loss (Kuang et al., Front. Med. 2026, eq. 13)"
+    network_preset: str | None = None  # None: nnU-Net's planned network
+    tiny_preset: str | None = None  # None: the planned network with TINY_FEATURES widths
+    max_class_weight = 10.0
+    is_tiny = False
+
+    def _build_loss(self):
+        if self.label_manager.has_regions:  # region training uses BCE; class weights do not apply
+            return super()._build_loss()
+        tr_keys, _ = self.do_split()
+        num_classes = self.label_manager.num_segmentation_heads
+        counts = count_label_voxels(self.preprocessed_dataset_folder, tr_keys, num_classes)
+        weights = inverse_frequency_weights(counts, self.max_class_weight)
+        self.print_to_log_file(f"Voxels per class over {len(tr_keys)} training cases: {counts.tolist()}; "
+                               f"cross-entropy class weights: {np.round(weights, 4).tolist()}")
+        loss = DC_and_CE_loss(
+            {"batch_dice": self.configuration_manager.batch_dice, "smooth": 1e-5, "do_bg": False, "ddp": self.is_ddp},
+            {"weight": torch.tensor(weights, dtype=torch.float32, device=self.device)},
+            weight_ce=1, weight_dice=1, ignore_label=self.label_manager.ignore_label,
+            dice_class=MemoryEfficientSoftDiceLoss)
+        if self._do_i_compile():
+            loss.dc = torch.compile(loss.dc)
+        if self.enable_deep_supervision:
+            loss = DeepSupervisionWrapper(loss, self._deep_supervision_weights())
+        return loss
+
+    def _deep_supervision_weights(self) -> np.ndarray:
+        """nnU-Net's weights: 1/2^i per output, the lowest resolution unused, normalised to sum 1."""
+        weights = np.array([1 / (2 ** i) for i in range(len(self._get_deep_supervision_scales()))])
+        weights[-1] = 1e-6 if self.is_ddp and not self._do_i_compile() else 0
+        return weights / weights.sum()
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        preset = cls.tiny_preset if cls.is_tiny else cls.network_preset
+        if preset is not None:
+            return build_network(preset, input_channels=num_input_channels, num_classes=num_output_channels,
+                                 patch_size=configuration_manager.patch_size,
+                                 strides=configuration_manager.pool_op_kernel_sizes,
+                                 deep_supervision=enable_deep_supervision)
+        arch_kwargs = dict(configuration_manager.network_arch_init_kwargs)
+        if cls.is_tiny:
+            n_stages = len(arch_kwargs["features_per_stage"])
+            arch_kwargs["features_per_stage"] = [TINY_FEATURES[min(i, len(TINY_FEATURES) - 1)] for i in range(n_stages)]
+        return get_network_from_plans(configuration_manager.network_arch_class_name, arch_kwargs,
+                                      configuration_manager.network_arch_init_kwargs_req_import,
+                                      num_input_channels, num_output_channels, allow_init=True,
+                                      deep_supervision=enable_deep_supervision)
+
+
+class PresetTrainer(nnUNetTrainerStrokeUNet):
+    """A trainer whose network comes from ``network_configs/<network_preset>.json`` (see networks.registry)."""
+
+    network_preset: str
+    tiny_preset: str
