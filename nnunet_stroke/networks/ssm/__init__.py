@@ -1,0 +1,14 @@
+"""Selective state-space (Mamba) layers that run on CPU and, with mamba-ssm installed, on its CUDA kernels.
+
+- ``selective_scan``: mamba-ssm's ``selective_scan_fn`` semantics (selective_scan.py)
+- ``Mamba``: the v1 mixer with mamba-ssm's parameter names (mamba.py)
+- ``DirectionalScan3d``: one-/bi-/tri-/quad-directional block for 2D/3D maps (directional.py,
+  LBMNet eq. 6-8 and Table 9)
+See docs/ssm.md.
+"""
+
+from nnunet_stroke.networks.ssm.directional import DirectionalScan3d
+from nnunet_stroke.networks.ssm.mamba import Mamba
+from nnunet_stroke.networks.ssm.selective_scan import selective_scan
+
+__all__ = ["selective_scan", "Mamba", "DirectionalScan3d"]

@@ -1,0 +1,106 @@
+"""Multi-directional Mamba block for 2D/3D feature maps (LBMNet eq. 6-8, Table 9; SegMamba; U-Mamba).
+
+For an input x (batch, C, *spatial) the block computes
+
+    s     = LayerNorm_C(x) as a channels-last map                       (norm=True; else s = x)
+    y_k   = unflatten_k(Mamba_k(flatten_k(s)))   for every direction k  (eq. 6, 7)
+    fused = Linear_{kC -> C}([y_1; ...; y_k])    (fuse="concat", eq. 8)  or  sum_k y_k  (fuse="sum")
+    out   = fused + x                                                   (residual=True, eq. 8)
+
+LayerNorm is a pre-norm shared by all directions, as in U-Mamba/Vision Mamba (eq. 6-8 leave it
+unspecified); the residual adds the block input x, not the normalised map.
+
+A direction is a flattening order of the spatial axes (C order: the last listed axis varies fastest)
+and a sense. With spatial axes (depth, height, width) -- (height, width) in 2D:
+
+    "raster"        (depth, height, width): the reshape of U-Mamba/LBMNet, width fastest
+    "height-major"  (height, depth, width): height outermost (LBMNet Table 9 "H"); 2D: (width, height)
+    "inter-slice"   (height, width, depth): each (h, w) visits all depths in a row (SegMamba's
+                    chunk-and-interleave of the raster sequence); 2D: (width, height)
+
+``directions`` selects, in this order of mixers/concatenation:
+    "forward": raster forward (one-way, causal in raster order)
+    "bi":      raster forward, raster reversed (LBMNet eq. 6-7, Vision Mamba)
+    "quad":    raster forward, raster reversed, height-major forward, height-major reversed
+               (LBMNet Table 9 four-way)
+    "tri":     raster forward, raster reversed, inter-slice forward (SegMamba ToM)
+A reversed direction flips the sequence before the mixer and flips its output back (eq. 7).
+
+Each direction has its own ``Mamba`` (``mixers.0``, ``mixers.1``, ...; Vision Mamba style) unless
+``share_mixer=True``, in which case one mixer (``mixers.0``) runs every direction, stacked in the
+batch. The LBMNet preset uses directions="bi", fuse="concat", share_mixer=False.
+"""
+
+import torch
+from torch import nn
+
+from nnunet_stroke.networks.ssm.mamba import Mamba
+
+_ORDERS_3D = {"raster": (0, 1, 2), "height-major": (1, 0, 2), "inter-slice": (1, 2, 0)}
+_ORDERS_2D = {"raster": (0, 1), "height-major": (1, 0), "inter-slice": (1, 0)}
+DIRECTIONS = {
+    "forward": (("raster", False),),
+    "bi": (("raster", False), ("raster", True)),
+    "quad": (("raster", False), ("raster", True), ("height-major", False), ("height-major", True)),
+    "tri": (("raster", False), ("raster", True), ("inter-slice", False)),
+}
+FUSIONS = ("concat", "sum")
+
+
+def _flatten(maps, order, reverse):
+    """(batch, *spatial, C) -> (batch, L, C) visiting the spatial axes in ``order``."""
+    perm = (0, *(axis + 1 for axis in order), maps.dim() - 1)
+    sequence = maps.permute(perm).reshape(maps.shape[0], -1, maps.shape[-1])
+    return sequence.flip(1) if reverse else sequence
+
+
+def _unflatten(sequence, spatial, order, reverse):
+    """Inverse of ``_flatten``: (batch, L, C) -> (batch, *spatial, C)."""
+    if reverse:
+        sequence = sequence.flip(1)
+    permuted = sequence.reshape(sequence.shape[0], *(spatial[axis] for axis in order), -1)
+    inverse = [0] * len(order)
+    for position, axis in enumerate(order):
+        inverse[axis] = position + 1
+    return permuted.permute(0, *inverse, permuted.dim() - 1)
+
+
+class DirectionalScan3d(nn.Module):
+    """(batch, channels, *spatial) -> same shape; see the module docstring for the exact maths."""
+
+    def __init__(self, channels, directions="bi", fuse="concat", share_mixer=False, norm=True,
+                 residual=True, d_state=16, d_conv=4, expand=2):
+        super().__init__()
+        if directions not in DIRECTIONS:
+            raise ValueError(f"DirectionalScan3d: directions must be one of {sorted(DIRECTIONS)}, "
+                             f"got {directions!r}")
+        if fuse not in FUSIONS:
+            raise ValueError(f"DirectionalScan3d: fuse must be one of {FUSIONS}, got {fuse!r}")
+        self.channels = channels
+        self.directions = DIRECTIONS[directions]
+        self.residual = residual
+        self.share_mixer = share_mixer
+        self.norm = nn.LayerNorm(channels) if norm else nn.Identity()
+        n_mixers = 1 if share_mixer else len(self.directions)
+        self.mixers = nn.ModuleList(Mamba(channels, d_state=d_state, d_conv=d_conv, expand=expand)
+                                    for _ in range(n_mixers))
+        k = len(self.directions)
+        self.fuse = nn.Linear(k * channels, channels) if fuse == "concat" else None
+
+    def forward(self, x):
+        if x.dim() not in (4, 5) or x.shape[1] != self.channels:
+            raise ValueError(f"DirectionalScan3d: expected (batch, {self.channels}, *spatial) with 2 or 3 "
+                             f"spatial axes, got {tuple(x.shape)}")
+        spatial = x.shape[2:]
+        orders = _ORDERS_3D if len(spatial) == 3 else _ORDERS_2D
+        maps = self.norm(x.movedim(1, -1))
+        sequences = [_flatten(maps, orders[name], reverse) for name, reverse in self.directions]
+        if self.share_mixer:
+            outputs = self.mixers[0](torch.cat(sequences, 0)).chunk(len(sequences), 0)
+        else:
+            outputs = [mixer(seq) for mixer, seq in zip(self.mixers, sequences)]
+        maps_out = [_unflatten(out, spatial, orders[name], reverse)
+                    for out, (name, reverse) in zip(outputs, self.directions)]
+        fused = self.fuse(torch.cat(maps_out, -1)) if self.fuse is not None else sum(maps_out)
+        fused = fused.movedim(-1, 1)
+        return fused + x if self.residual else fused
