@@ -3,6 +3,8 @@
 Every module in ``nnunet_stroke.commands`` is one sub-command: it defines ``add_parser(subparsers)``,
 which registers its parser and sets ``func`` (called with the parsed arguments, returning an exit code).
 Command modules import heavy libraries (torch, nnunetv2) inside ``func`` so ``-h`` stays fast.
+A command that wraps a stock nnU-Net entry point sets ``passthrough=True``: every argument it does not
+know (``-h`` included) is handed to the stock command in ``stock_args``.
 """
 from __future__ import annotations
 
@@ -26,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if not getattr(args, "passthrough", False):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.stock_args = [*unknown, *args.stock_args]
     try:
         return int(args.func(args) or 0)
     except UserError as error:

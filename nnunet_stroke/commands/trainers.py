@@ -1,0 +1,31 @@
+"""`nnunet-stroke trainers`: every trainer of the package with its preset, paper and one line."""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("trainers", help="list every trainer: name, preset, paper, one line",
+                                   description="List every trainer the package registers with nnU-Net "
+                                               "(pass the name to nnUNetv2_train -tr).")
+    parser.set_defaults(func=run)
+
+
+def describe(trainer: type) -> dict[str, str]:
+    preset = trainer.tiny_preset if trainer.is_tiny else trainer.network_preset
+    planned = "nnU-Net plans" + (" (widths 8-64)" if trainer.is_tiny else "")
+    return {
+        "name": trainer.__name__,
+        "preset": preset or planned,
+        "paper": trainer.paper,
+        "summary": (trainer.__doc__ or "").strip().splitlines()[0] if trainer.__doc__ else "",
+        "param_check": getattr(trainer, "param_check", ""),
+    }
+
+
+def run(args) -> int:
+    from nnunet_stroke.trainers import TRAINERS
+
+    for name in sorted(TRAINERS):
+        row = describe(TRAINERS[name])
+        print(f"{row['name']}\n    preset: {row['preset']}\n    paper:  {row['paper']}\n    {row['summary']}")
+        if row["param_check"]:
+            print(f"    parameters checked against: {row['param_check']}")
+    return 0
