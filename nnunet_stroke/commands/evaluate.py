@@ -1,0 +1,63 @@
+"""`nnunet-stroke evaluate`: stroke metrics of a folder of predictions against the reference labels
+(ISLES'22, ATLAS v2.0 or LBMNet protocol), written to metrics.json. See docs/evaluation.md."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="metrics.json of predictions vs reference labels (ISLES'22, ATLAS v2.0, LBMNet tables)",
+        description="Evaluate nnU-Net predictions CASE<ending> against reference labels CASE<ending>: Dice, IoU, "
+                    "F2, Recall, Precision, HD95, volume and lesion-count differences, lesion-wise F1, lesion-size "
+                    "strata, patient-level detection, calibration and Bland-Altman. Details: docs/evaluation.md.")
+    p.add_argument("--ref", required=True, help="folder of reference label maps (e.g. nnUNet_raw/DatasetX/labelsTr)")
+    p.add_argument("--pred", required=True, help="folder of predicted label maps (nnUNetv2_predict output)")
+    p.add_argument("--protocol", default="isles22", choices=["isles22", "atlas2", "lbmnet"],
+                   help="isles22: 26-connected lesions, volumes in ml; atlas2: 6-connected, volumes in voxels; "
+                        "lbmnet: the paper's table metrics (default: isles22)")
+    p.add_argument("--images", help="imagesTr/imagesTs folder (CASE_0000<ending>): brain ROI for calibration "
+                                    "and overlays in the report")
+    p.add_argument("--probabilities", help="folder of CASE.npz from nnUNetv2_predict --save_probabilities "
+                                           "(calibration); usually the --pred folder")
+    p.add_argument("--detection", help="detection.json {case: probability} written by `nnunet-stroke predict`; "
+                                       "without it detection comes from the predicted volume")
+    p.add_argument("--detection-min-volume", type=float, default=0.0,
+                   help="without --detection a case is called positive when its predicted lesion volume is above "
+                        "this, in ml (pixels for 2D) (default: 0, any predicted voxel)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="evaluate reference cases without a prediction as empty predictions instead of failing")
+    p.add_argument("--labels", type=int, nargs="+",
+                   help="foreground labels the masks may hold (default: dataset.json next to --ref, else 1)")
+    p.add_argument("--lesion-labels", type=int, nargs="+",
+                   help="labels that count as lesion (default: any foreground label)")
+    p.add_argument("--per-class", action="store_true", help="also metrics per label (<metric>_label<L> keys)")
+    p.add_argument("--file-ending", help="file ending of the label maps (default: dataset.json's, else detected)")
+    p.add_argument("-np", "--num-processes", type=int, default=2, help="parallel worker processes (default: 2)")
+    p.add_argument("--out", required=True, help="metrics.json to write")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import warnings
+
+    from nnunet_stroke.evaluation import evaluate_folders, write_metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # printed below from metrics["warnings"]
+        metrics = evaluate_folders(
+            args.ref, args.pred, protocol=args.protocol, images_dir=args.images,
+            probabilities_dir=args.probabilities, detection_json=args.detection, allow_missing=args.allow_missing,
+            num_processes=args.num_processes, file_ending=args.file_ending, labels=args.labels,
+            lesion_labels=args.lesion_labels, per_class=args.per_class,
+            detection_min_volume=args.detection_min_volume)
+    for warning in metrics["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    write_metrics(metrics, args.out)
+    aggregate = metrics["aggregate"]
+    summary = ", ".join(f"{key} {aggregate[key]['mean']:.4g} (n={aggregate[key]['n']})"
+                        for key in metrics["protocol_metrics"] if aggregate.get(key, {}).get("mean") is not None)
+    print(f"{metrics['n_cases']} cases, protocol {metrics['protocol']}: {summary}")
+    print(f"wrote {args.out}")
+    return 0
