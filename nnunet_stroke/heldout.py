@@ -1,0 +1,63 @@
+"""Predict and evaluate the held-out test cases of a repeated 8:1:1 fold (``heldout_test.json``).
+
+The test cases of folds 5-9 stay in ``imagesTr`` (planning sees them, training and validation never do);
+this module predicts them with nnU-Net's predictor from the fold's final checkpoint into
+``<fold folder>/heldout_test/`` and writes ``metrics.json`` there.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nnunet_stroke.errors import UserError
+
+
+def heldout_cases(dataset: str | int, fold: int) -> list[str]:
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    path = Path(nnUNet_preprocessed) / maybe_convert_to_dataset_name(dataset) / "heldout_test.json"
+    if not path.is_file():
+        raise UserError(f"{path} is missing; write the splits first: `nnunet-stroke splits {dataset}`")
+    heldout = json.loads(path.read_text())
+    if str(fold) not in heldout:
+        raise UserError(f"fold {fold} has no held-out test set in {path}; folds {', '.join(heldout)} have one")
+    return heldout[str(fold)]
+
+
+def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: str, plans: str = "nnUNetPlans",
+                    protocol: str = "isles22", device: str = "cpu", checkpoint: str = "checkpoint_final.pth",
+                    use_mirroring: bool = True) -> dict:
+    """Predict the fold's held-out cases into ``<fold folder>/heldout_test`` and evaluate them there."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.paths import nnUNet_raw
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+    from nnunet_stroke.evaluation import evaluate_folders, write_metrics
+    from nnunet_stroke.nnunet_env import with_ext_trainer
+
+    with_ext_trainer()
+    cases = heldout_cases(dataset, fold)
+    model_folder = Path(get_output_folder(dataset, trainer, plans, configuration))
+    if not (model_folder / f"fold_{fold}" / checkpoint).is_file():
+        raise UserError(f"{model_folder / f'fold_{fold}' / checkpoint} is missing; train the fold first: "
+                        f"`nnunet-stroke train {dataset} {configuration} {fold} -tr {trainer} -p {plans}`")
+    raw = Path(nnUNet_raw) / maybe_convert_to_dataset_name(dataset)
+    dataset_json = json.loads((raw / "dataset.json").read_text())
+    ending, channels = dataset_json["file_ending"], len(dataset_json["channel_names"])
+    output = model_folder / f"fold_{fold}" / "heldout_test"
+    output.mkdir(exist_ok=True)
+
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
+                                device=torch.device(device), verbose=False, allow_tqdm=True)
+    predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(fold,), checkpoint_name=checkpoint)
+    inputs = [[str(raw / "imagesTr" / f"{case}_{c:04d}{ending}") for c in range(channels)] for case in cases]
+    predictor.predict_from_files_sequential(inputs, [str(output / case) for case in cases],
+                                            save_probabilities=False, overwrite=True,
+                                            folder_with_segs_from_prev_stage=None)
+    metrics = evaluate_folders(raw / "labelsTr", output, protocol=protocol, images_dir=raw / "imagesTr",
+                               file_ending=ending, cases=cases)
+    write_metrics(metrics, output / "metrics.json")
+    return metrics

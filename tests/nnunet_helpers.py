@@ -1,0 +1,89 @@
+"""Helpers for tests that plan, train and predict with nnU-Net in-process on the phantom."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+PHANTOM_DATASET_ID = 990
+PHANTOM_CASES = 12
+PHANTOM_SHAPE = (24, 32, 32)
+CONFIGURATION = "3d_fullres"
+
+
+@dataclass(frozen=True)
+class PlannedDataset:
+    dataset_id: int
+    name: str
+    raw: Path
+    preprocessed: Path
+    source: Path
+
+    @property
+    def plans(self) -> dict:
+        return json.loads((self.preprocessed / "nnUNetPlans.json").read_text())
+
+    @property
+    def dataset_json(self) -> dict:
+        return json.loads((self.raw / "dataset.json").read_text())
+
+    @property
+    def heldout(self) -> dict[str, list[str]]:
+        return json.loads((self.preprocessed / "heldout_test.json").read_text())
+
+
+def plan_phantom(source_root: Path, dataset_id: int, cases: int = PHANTOM_CASES, shape=PHANTOM_SHAPE) -> PlannedDataset:
+    """Phantom -> ISLES converter -> nnU-Net fingerprint, plans, 3d_fullres preprocessing -> splits."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints, plan_experiments,
+                                                                       preprocess)
+
+    from nnunet_stroke.dataset_conversion import isles22
+    from nnunet_stroke.phantom import write_phantom
+    from nnunet_stroke.splits import write_splits
+
+    source = write_phantom(source_root, "isles22", cases=cases, seed=0, shape=shape)
+    raw = isles22.convert(source, dataset_id, num_processes=1)
+    extract_fingerprints([dataset_id], num_processes=1, check_dataset_integrity=True, verbose=False)
+    plan_experiments([dataset_id])
+    preprocess([dataset_id], configurations=(CONFIGURATION,), num_processes=(1,), verbose=False)
+    write_splits(dataset_id, seed=0)
+    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / raw.name
+    return PlannedDataset(dataset_id, raw.name, raw, preprocessed, source)
+
+
+def make_trainer(trainer_class, planned: PlannedDataset, fold: int = 5, configuration: str = CONFIGURATION,
+                 plans: dict | None = None):
+    plans = dict(plans or planned.plans)
+    plans["continue_training"] = False
+    return trainer_class(plans=plans, configuration=configuration, fold=fold, dataset_json=planned.dataset_json,
+                         device=torch.device("cpu"))
+
+
+def train_in_process(trainer_class, planned: PlannedDataset, fold: int = 5, iterations: int = 2,
+                     configuration: str = CONFIGURATION, plans: dict | None = None):
+    """Train ``iterations`` iterations (one epoch, one validation iteration) and save the final checkpoint."""
+    trainer = make_trainer(trainer_class, planned, fold, configuration, plans)
+    trainer.num_epochs = 1
+    trainer.num_iterations_per_epoch = iterations
+    trainer.num_val_iterations_per_epoch = 1
+    trainer.run_training()
+    return trainer
+
+
+def predict_in_process(trainer, planned: PlannedDataset, cases: list[str], output: Path) -> Path:
+    """Predict ``cases`` of imagesTr with nnU-Net's predictor from the trainer's final checkpoint
+    (the trainer class is found by name, as the stock ``nnUNetv2_predict`` does)."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+                                device=torch.device("cpu"), verbose=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(Path(trainer.output_folder).parent),
+                                                   use_folds=(trainer.fold,), checkpoint_name="checkpoint_final.pth")
+    channels = len(planned.dataset_json["channel_names"])
+    inputs = [[str(planned.raw / "imagesTr" / f"{case}_{c:04d}.nii.gz") for c in range(channels)] for case in cases]
+    predictor.predict_from_files(inputs, [str(output / case) for case in cases], save_probabilities=False,
+                                 overwrite=True, num_processes_preprocessing=1, num_processes_segmentation_export=1)
+    return output

@@ -1,0 +1,102 @@
+"""Trainer discovery through the shim, names, the hybrid loss and the _Tiny mechanism."""
+import importlib
+import inspect
+import pkgutil
+
+import numpy as np
+import pytest
+import torch
+
+from nnunet_stroke.trainers import TRAINERS
+from nnunet_stroke.trainers.base import inverse_frequency_weights, nnUNetTrainerStrokeUNet
+
+
+def nnunet_builtin_trainer_names() -> set[str]:
+    import nnunetv2.training.nnUNetTrainer as package
+
+    names = set()
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        try:
+            module = importlib.import_module(info.name)
+        except Exception:  # optional dependencies of some built-in variants
+            continue
+        names |= {n for n, o in vars(module).items() if inspect.isclass(o) and n.startswith("nnUNetTrainer")}
+    return names
+
+
+def test_stock_lookup_finds_our_trainers_through_the_shim():
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    for name in ("nnUNetTrainerStrokeUNet", "nnUNetTrainerStrokeUNet_Tiny"):
+        found = recursive_find_trainer_class_by_name(name)
+        assert found.__name__ == name and found.__module__.startswith("nnunet_stroke")
+
+
+def test_no_trainer_name_clashes_with_nnunet():
+    builtin = nnunet_builtin_trainer_names()
+    assert "nnUNetTrainer" in builtin and "nnUNetTrainer_1epoch" in builtin  # the walk saw nnU-Net's trainers
+    assert not (set(TRAINERS) & builtin)
+
+
+def test_every_trainer_has_a_tiny_variant():
+    full = [n for n in TRAINERS if not n.endswith("_Tiny")]
+    assert full
+    for name in full:
+        tiny = TRAINERS[f"{name}_Tiny"]
+        assert issubclass(tiny, TRAINERS[name]) and tiny.is_tiny
+
+
+def test_inverse_frequency_weights_by_hand():
+    np.testing.assert_allclose(inverse_frequency_weights([900, 100], 10.0), [1.0, 9.0])
+    np.testing.assert_allclose(inverse_frequency_weights([990, 10], 10.0), [1.0, 10.0])  # 99 capped at 10
+    np.testing.assert_allclose(inverse_frequency_weights([800, 150, 50], 10.0), [1.0, 800 / 150, 10.0])
+    np.testing.assert_allclose(inverse_frequency_weights([100, 0], 10.0), [1.0, 10.0])  # absent class: the cap
+
+
+def test_hybrid_loss_is_dice_plus_weighted_ce_and_differs_from_nnunet(planned_phantom):
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    from nnunet_helpers import make_trainer
+
+    ours = make_trainer(nnUNetTrainerStrokeUNet, planned_phantom)
+    default = make_trainer(nnUNetTrainer, planned_phantom)
+    for trainer in (ours, default):
+        trainer.enable_deep_supervision = False
+    ours_loss, default_loss = ours._build_loss(), default._build_loss()
+    weights = ours_loss.ce.weight
+    assert weights[0] == 1.0 and weights[1] > 1.0  # lesion voxels are rarer than background
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 8, 8, 8, generator=generator)
+    target = torch.zeros(2, 1, 8, 8, 8)
+    target[0, 0, 2:4, 2:4, 2:4] = 1  # 8 of 1024 voxels: imbalanced
+    log_p = torch.log_softmax(logits, 1)
+    labels = target[:, 0].long()
+    picked = log_p.gather(1, labels[:, None])[:, 0]
+    w = weights[labels]
+    weighted_ce = -(w * picked).sum() / w.sum()
+    plain_ce = -picked.mean()
+    dice_term = default_loss(logits, target) - plain_ce  # nnU-Net's loss = CE + Dice term (same Dice settings)
+    assert torch.allclose(ours_loss(logits, target), weighted_ce + dice_term, atol=1e-5)
+    assert not torch.allclose(ours_loss(logits, target), default_loss(logits, target), atol=1e-3)
+
+
+def test_tiny_planned_unet_has_cpu_widths(planned_phantom):
+    from nnunet_helpers import make_trainer
+
+    tiny = make_trainer(TRAINERS["nnUNetTrainerStrokeUNet_Tiny"], planned_phantom)
+    network = tiny.build_network_architecture(tiny.plans_manager, tiny.configuration_manager, 2, 2, True)
+    widths = [stage[-1].output_channels for stage in network.encoder.stages]
+    assert widths[:4] == [8, 16, 32, 64] and max(widths) == 64
+    assert tiny.num_iterations_per_epoch == 25 and tiny.num_epochs == 40
+
+
+@pytest.mark.parametrize("env,expected", [({"NNUNET_STROKE_TINY_EPOCHS": "3", "NNUNET_STROKE_TINY_ITERATIONS": "7"}, (3, 7))])
+def test_tiny_schedule_from_environment(monkeypatch, env, expected):
+    from nnunet_stroke.trainers.tiny import tiny_schedule
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert tiny_schedule() == expected
+    monkeypatch.setenv("NNUNET_STROKE_TINY_EPOCHS", "0")
+    with pytest.raises(ValueError):
+        tiny_schedule()
