@@ -7,6 +7,7 @@ this module predicts them with nnU-Net's predictor from the fold's final checkpo
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from nnunet_stroke.errors import UserError
@@ -57,7 +58,13 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
     predictor.predict_from_files_sequential(inputs, [str(output / case) for case in cases],
                                             save_probabilities=False, overwrite=True,
                                             folder_with_segs_from_prev_stage=None)
-    metrics = evaluate_folders(raw / "labelsTr", output, protocol=protocol, images_dir=raw / "imagesTr",
-                               file_ending=ending, cases=cases)
+    references = output / "reference"  # the held-out cases' labels, linked: evaluation covers exactly these
+    shutil.rmtree(references, ignore_errors=True)
+    references.mkdir()
+    for case in cases:
+        (references / f"{case}{ending}").symlink_to(raw / "labelsTr" / f"{case}{ending}")
+    foreground = sorted(v for v in dataset_json["labels"].values() if isinstance(v, int) and v > 0)
+    metrics = evaluate_folders(references, output, protocol=protocol, images_dir=raw / "imagesTr",
+                               file_ending=ending, labels=foreground)
     write_metrics(metrics, output / "metrics.json")
     return metrics

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,19 +37,17 @@ class PlannedDataset:
 
 
 def plan_phantom(source_root: Path, dataset_id: int, cases: int = PHANTOM_CASES, shape=PHANTOM_SHAPE) -> PlannedDataset:
-    """Phantom -> ISLES converter -> nnU-Net fingerprint, plans, 3d_fullres preprocessing -> splits."""
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints, plan_experiments,
-                                                                       preprocess)
-
+    """Phantom -> ISLES converter -> stock ``nnUNetv2_plan_and_preprocess --verify_dataset_integrity``
+    (3d_fullres) -> splits."""
     from nnunet_stroke.dataset_conversion import isles22
     from nnunet_stroke.phantom import write_phantom
     from nnunet_stroke.splits import write_splits
 
     source = write_phantom(source_root, "isles22", cases=cases, seed=0, shape=shape)
     raw = isles22.convert(source, dataset_id, num_processes=1)
-    extract_fingerprints([dataset_id], num_processes=1, check_dataset_integrity=True, verbose=False)
-    plan_experiments([dataset_id])
-    preprocess([dataset_id], configurations=(CONFIGURATION,), num_processes=(1,), verbose=False)
+    plan = subprocess.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", CONFIGURATION,
+                           "--verify_dataset_integrity", "-np", "1", "-npfp", "1"], capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
     write_splits(dataset_id, seed=0)
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / raw.name
     return PlannedDataset(dataset_id, raw.name, raw, preprocessed, source)

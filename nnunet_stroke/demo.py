@@ -1,0 +1,115 @@
+"""The whole pipeline on the synthetic stroke phantom, on a CPU, with no download.
+
+phantom (ISLES 2022 layout) -> ``convert isles22`` -> nnU-Net plan and preprocess -> splits -> train a
+``_Tiny`` trainer on fold 5 (the first 8:1:1 repeat) -> predict its held-out test cases with nnU-Net's
+predictor -> evaluate (ISLES'22 protocol and LBMNet table metrics) -> report, plus the global DWI
+threshold baseline. Writes ``WORKDIR/summary.json`` (keys in DESIGN.md, Interfaces).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+DEMO_DATASET_ID = 901
+DEMO_DATASET_NAME = "ISLES22Phantom"
+DEMO_CASES = 50
+DEMO_SEED = 0
+DEMO_FOLD = 5
+CONFIGURATION = "3d_fullres"
+
+
+def _step(message: str) -> None:
+    print(f"\n=== {message}", flush=True)
+
+
+def point_nnunet_at(workdir: Path) -> None:
+    """nnU-Net's three folders inside ``workdir`` for this process and its children."""
+    for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        folder = workdir / variable
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[variable] = str(folder)
+
+
+def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases: int = DEMO_CASES) -> dict:
+    started = time.time()
+    workdir = workdir.resolve()
+    point_nnunet_at(workdir)
+    from nnunet_stroke.nnunet_env import with_ext_trainer
+
+    with_ext_trainer()
+    import torch
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints, plan_experiments,
+                                                                       preprocess)
+    from nnunetv2.run.run_training import run_training
+
+    from nnunet_stroke.dataset_conversion import isles22
+    from nnunet_stroke.evaluation import evaluate_folders
+    from nnunet_stroke.heldout import heldout_cases, predict_heldout
+    from nnunet_stroke.phantom import write_phantom
+    from nnunet_stroke.splits import write_splits
+    from nnunet_stroke.threshold_baseline import threshold_baseline
+
+    cores = os.cpu_count() or 1
+    _step(f"1/7 phantom: {cases} cases in the ISLES 2022 layout")
+    source_root = workdir / "phantom"
+    shutil.rmtree(source_root, ignore_errors=True)
+    source = write_phantom(source_root, "isles22", cases=cases, seed=DEMO_SEED)
+    _step("2/7 convert isles22")
+    raw = isles22.convert(source, DEMO_DATASET_ID, name=DEMO_DATASET_NAME, overwrite=True, num_processes=cores)
+    _step("3/7 nnU-Net fingerprint, plans, preprocessing (3d_fullres)")
+    extract_fingerprints([DEMO_DATASET_ID], num_processes=cores, check_dataset_integrity=True, clean=True)
+    plan_experiments([DEMO_DATASET_ID])
+    preprocess([DEMO_DATASET_ID], configurations=(CONFIGURATION,), num_processes=(cores,))
+    _step("4/7 splits: folds 0-4 5-fold CV, folds 5-9 repeated 8:1:1")
+    splits_path = write_splits(DEMO_DATASET_ID, seed=DEMO_SEED, stratify="volume")
+    train_cases = json.loads(splits_path.read_text())[DEMO_FOLD]["train"]
+    test_cases = heldout_cases(DEMO_DATASET_ID, DEMO_FOLD)
+    _step(f"5/7 train {trainer} on fold {DEMO_FOLD} (CPU)")
+    run_training(DEMO_DATASET_ID, CONFIGURATION, DEMO_FOLD, trainer, device=torch.device("cpu"))
+    _step(f"6/7 predict and evaluate the {len(test_cases)} held-out test cases of fold {DEMO_FOLD}")
+    metrics = predict_heldout(DEMO_DATASET_ID, CONFIGURATION, DEMO_FOLD, trainer, protocol="isles22")
+    _step("7/7 global DWI threshold baseline and report")
+    threshold, baseline_dice = threshold_baseline(raw, train_cases, test_cases)
+    summary = summarise(metrics, trainer, baseline_dice, time.time() - started)
+    summary["threshold_baseline_z"] = threshold
+    write_report(workdir, trainer, raw, metrics, evaluate_folders)
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
+    print_table(metrics, summary)
+    return summary
+
+
+def summarise(metrics: dict, trainer: str, baseline_dice: float, wall_seconds: float) -> dict:
+    cases = metrics["cases"]
+    lesion_cases = [c for c in cases if (c.get("ref_volume_ml") or 0) > 0]
+    mean = lambda rows, key: float(sum(r[key] for r in rows) / len(rows)) if rows else None  # noqa: E731
+    return {
+        "trainer": trainer,
+        "test_cases": len(cases),
+        "mean_dice": mean(cases, "dice"),
+        "mean_dice_lesion_cases": mean(lesion_cases, "dice"),
+        "mean_lesion_f1": mean(cases, "lesion_f1"),
+        "threshold_baseline_dice": baseline_dice,
+        "wall_seconds": round(wall_seconds, 1),
+    }
+
+
+def write_report(workdir: Path, trainer: str, raw: Path, metrics: dict, evaluate_folders) -> None:
+    from nnunet_stroke.evaluation import write_metrics
+    from nnunet_stroke.evaluation.report import write_report as write_markdown_report
+
+    metrics_path = workdir / "metrics.json"
+    write_metrics(metrics, metrics_path)
+    write_markdown_report([metrics_path], workdir / "report", names=[trainer])
+
+
+def print_table(metrics: dict, summary: dict) -> None:
+    print(f"\n{'case':<24}{'dice':>8}{'lesion F1':>11}{'ref ml':>9}{'pred ml':>9}")
+    for row in metrics["cases"]:
+        print(f"{row['case']:<24}{row['dice']:>8.3f}{row['lesion_f1']:>11.3f}"
+              f"{row['ref_volume_ml']:>9.2f}{row['pred_volume_ml']:>9.2f}")
+    print(f"\nmean Dice {summary['mean_dice']:.3f} over {summary['test_cases']} held-out cases "
+          f"(threshold baseline {summary['threshold_baseline_dice']:.3f}), "
+          f"mean lesion-wise F1 {summary['mean_lesion_f1']:.3f}, {summary['wall_seconds']:.0f} s")
