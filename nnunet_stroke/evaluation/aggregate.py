@@ -52,19 +52,23 @@ def _to_json(value):
     return value
 
 
-def write_metrics(metrics: dict, path) -> None:
-    """Write ``metrics`` as JSON (numpy scalars converted, NaN refused), atomically."""
+def write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder (no half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_to_json(metrics), indent=1, allow_nan=False)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w") as stream:
-            stream.write(text + "\n")
+            stream.write(text)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_metrics(metrics: dict, path) -> None:
+    """Write ``metrics`` as JSON (numpy scalars converted, NaN refused), atomically."""
+    write_text(path, json.dumps(_to_json(metrics), indent=1, allow_nan=False) + "\n")
 
 
 def load_metrics(path) -> dict:
