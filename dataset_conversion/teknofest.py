@@ -123,16 +123,17 @@ def convert_slice(job: SliceJob) -> dict:
     from PIL import Image
 
     gray = as_grayscale(read_png(job.image, job.case), job.image, job.case)
-    if job.overlay is not None:
-        overlay = read_png(job.overlay, job.case)
-        source, mask = job.overlay, mask_from_overlay(gray, overlay).astype(np.uint8) * job.label
-    elif job.mask is not None:
-        source, mask = job.mask, binary_from_mask_png(read_png(job.mask, job.case), job.mask, job.case)
-    else:
-        source, mask = job.image, np.zeros_like(gray)
-    if mask.shape[:2] != gray.shape:
-        raise UserError(f"case {job.case}: {source} is {mask.shape[1]}x{mask.shape[0]} pixels but {job.image} "
+    source = job.overlay or job.mask
+    partner = read_png(source, job.case) if source is not None else None
+    if partner is not None and partner.shape[:2] != gray.shape:
+        raise UserError(f"case {job.case}: {source} is {partner.shape[1]}x{partner.shape[0]} pixels but {job.image} "
                         f"is {gray.shape[1]}x{gray.shape[0]}; the two must be the same slice; replace the file")
+    if job.overlay is not None:
+        mask = mask_from_overlay(gray, partner).astype(np.uint8) * job.label
+    elif job.mask is not None:
+        mask = binary_from_mask_png(partner, job.mask, job.case)
+    else:
+        mask = np.zeros_like(gray)
     Image.fromarray(gray).save(job.images_dir / f"{job.case}_0000.png")
     Image.fromarray(mask.astype(np.uint8)).save(job.labels_dir / f"{job.case}.png")
     lesion = mask > 0

@@ -105,7 +105,7 @@ def teknofest_slice(rng: np.random.Generator, kind: str, size: int = TEKNOFEST_S
     lesions = 0 if kind == "Normal" else int(rng.integers(1, 3))
     pixel_mm = TEKNOFEST_FOV_MM / size
     head = make_head((1, size, size), (5.0, pixel_mm, pixel_mm), rng,
-                     lesion_count=lesions, mimic_count=0, lesion_volume_ml=(0.4, 6.0))
+                     lesion_count=lesions, mimic_count=0, lesion_volume_ml=(1.5, 8.0))
     hu = ct_hounsfield(head, rng, "bleeding" if kind == "Bleeding" else "ischemia")[0]
     return hu, brain_window(hu), head.lesion_mask[0]
 
