@@ -56,7 +56,7 @@ def test_layout_of_phantom_matches_the_cited_release_paths(release):
 def test_converts_release_into_a_valid_2d_dataset(release, raw):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
-    out = teknofest.convert(release, 971, num_processes=2)
+    out = teknofest.convert(release, 971, num_processes=1)
     assert out == raw / "Dataset971_TEKNOFEST"
     verify_dataset_integrity(str(out), 1)
     dataset = json.loads((out / "dataset.json").read_text())
