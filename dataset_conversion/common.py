@@ -63,6 +63,7 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool) -> Iterator[Path
         raise UserError(f"dataset id {dataset_id} is already taken by {', '.join(str(p) for p in existing)}; "
                         "pass --overwrite to replace it or choose another --dataset-id")
     staging = Path(tempfile.mkdtemp(prefix=f".converting_{final.name}_", dir=raw))
+    os.chmod(staging, 0o755)  # mkdtemp's 0700 would survive the rename
     try:
         yield staging
         trash = Path(tempfile.mkdtemp(prefix=f".replaced_{final.name}_", dir=raw))
@@ -75,12 +76,17 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool) -> Iterator[Path
         raise
 
 
-def read_image(path: Path, case: str) -> sitk.Image:
+def read_image(path: Path, case: str, dimension: int | None = None) -> sitk.Image:
+    """Read ``path``; with ``dimension``, also require that many image axes."""
     try:
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
-        raise UserError(f"case {case}: cannot read {path} ({first_line}); re-download or replace the file") from None
+        last_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
+        raise UserError(f"case {case}: cannot read {path} ({last_line}); re-download or replace the file") from None
+    if dimension is not None and image.GetDimension() != dimension:
+        raise UserError(f"case {case}: {path} is {image.GetDimension()}-D, expected a {dimension}-D image; "
+                        "replace the file or remove the case")
+    return image
 
 
 def grid_mismatch(reference: sitk.Image, image: sitk.Image) -> str | None:

@@ -1,0 +1,156 @@
+"""Label maps of a synthetic head: tissue classes, acute stroke lesions and stroke mimics.
+
+Everything is drawn in physical millimetres around the grid centre, so the same head looks the same
+at 2 mm, at 2x2x4 mm or on a CT grid. Modalities (MRI in ``phantom.mri``, CT in ``phantom.ct``) turn
+these labels into intensities. Typical use::
+
+    rng = np.random.default_rng(seed)
+    head = make_head((40, 64, 64), (2.0, 2.0, 2.0), rng, lesion_count=2, mimic_count=3)
+    head.tissue          # uint8 (z, y, x): BACKGROUND, SCALP (skull + scalp), CSF, GREY, WHITE
+    head.lesion_labels   # uint16: 0 outside lesions, k inside lesion k (1..lesion_count)
+    head.mimic_labels    # uint16: 0 outside mimics, k inside mimic k; never overlaps a lesion
+    head.lesion_mask     # bool, the ground truth
+
+A case's total lesion volume is drawn log-uniformly (default 0.3-100 ml, capped at 30 % of the brain
+so small test grids stay plausible) and split at random between its lesions; shapes are randomly
+oriented ellipsoids roughened by smooth noise, clipped to grey and white matter and regrown towards the
+drawn volume. Mimics (0.5-16 ml each, at most 6 % of the brain) are blobs elsewhere in the brain.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+BACKGROUND, SCALP, CSF, GREY, WHITE = 0, 1, 2, 3, 4
+TISSUE_NAMES = {BACKGROUND: "background", SCALP: "scalp_skull", CSF: "csf", GREY: "grey", WHITE: "white"}
+
+LESION_VOLUME_ML = (0.3, 100.0)
+MIMIC_VOLUME_ML = (0.5, 16.0)
+MAX_LESION_FRACTION_OF_BRAIN = 0.3
+
+
+@dataclass(frozen=True)
+class Head:
+    tissue: np.ndarray
+    lesion_labels: np.ndarray
+    mimic_labels: np.ndarray
+    spacing_mm: tuple[float, float, float]
+
+    @property
+    def lesion_mask(self) -> np.ndarray:
+        return self.lesion_labels > 0
+
+    @property
+    def mimic_mask(self) -> np.ndarray:
+        return self.mimic_labels > 0
+
+    @property
+    def brain_mask(self) -> np.ndarray:
+        return (self.tissue == GREY) | (self.tissue == WHITE)
+
+
+def smooth_noise(shape: Sequence[int], spacing_mm: Sequence[float], sigma_mm: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Gaussian-smoothed white noise with zero mean and unit standard deviation."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32),
+                                    sigma=[sigma_mm / s for s in spacing_mm], mode="reflect")
+    return (field - field.mean()) / max(float(field.std()), 1e-6)
+
+
+def centred_coordinates(shape: Sequence[int], spacing_mm: Sequence[float]) -> list[np.ndarray]:
+    """Broadcastable (z, y, x) coordinates in mm, zero at the grid centre."""
+    axes = [(np.arange(n, dtype=np.float32) - (n - 1) / 2.0) * s for n, s in zip(shape, spacing_mm)]
+    return list(np.meshgrid(*axes, indexing="ij", sparse=True))
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
+    return q * np.sign(np.diag(r))
+
+
+def _blob(coords: list[np.ndarray], centre_mm: np.ndarray, volume_mm3: float, roughness: np.ndarray,
+          rng: np.random.Generator) -> np.ndarray:
+    """A randomly oriented ellipsoid of about ``volume_mm3`` whose surface is roughened by ``roughness``."""
+    axes = np.array([1.0, rng.uniform(0.55, 1.0), rng.uniform(0.4, 1.0)])
+    axes *= (volume_mm3 / (4.0 / 3.0 * np.pi * np.prod(axes))) ** (1.0 / 3.0)
+    rotation = _random_rotation(rng)
+    offsets = [c - m for c, m in zip(coords, centre_mm)]
+    radius2 = sum(sum(rotation[i, j] * offsets[j] for j in range(3)) ** 2 / axes[i] ** 2 for i in range(3))
+    return radius2 + 0.35 * roughness < 1.0
+
+
+def log_uniform(rng: np.random.Generator, low: float, high: float, size: int | None = None):
+    return np.exp(rng.uniform(np.log(low), np.log(max(low, high)), size))
+
+
+def _place_blobs(coords, allowed: np.ndarray, volumes_ml: Sequence[float], spacing_mm, rng: np.random.Generator,
+                 roughness: np.ndarray) -> np.ndarray:
+    labels = np.zeros(allowed.shape, np.uint16)
+    candidates = np.argwhere(allowed)
+    if len(candidates) == 0:
+        return labels
+    voxel_ml = float(np.prod(spacing_mm)) / 1000.0
+    for k, volume_ml in enumerate(volumes_ml, start=1):
+        centre_index = candidates[rng.integers(len(candidates))]
+        centre_mm = [(i - (n - 1) / 2.0) * s for i, n, s in zip(centre_index, allowed.shape, spacing_mm)]
+        free = allowed & (labels == 0)
+        target_ml, drawn_ml = volume_ml, volume_ml
+        for _ in range(3):  # clipping at tissue borders shrinks a blob: grow it towards the drawn volume
+            blob = _blob(coords, np.asarray(centre_mm), drawn_ml * 1000.0, roughness, rng) & free
+            achieved_ml = float(blob.sum()) * voxel_ml
+            if achieved_ml >= 0.8 * target_ml:
+                break
+            drawn_ml *= min(3.0, target_ml / max(achieved_ml, voxel_ml))
+        blob[tuple(centre_index)] = labels[tuple(centre_index)] == 0  # never an empty blob
+        labels[blob] = k
+    return labels
+
+
+def make_head(shape: Sequence[int], spacing_mm: Sequence[float], rng: np.random.Generator, lesion_count: int,
+              mimic_count: int, lesion_volume_ml: tuple[float, float] = LESION_VOLUME_ML,
+              mimic_volume_ml: tuple[float, float] = MIMIC_VOLUME_ML) -> Head:
+    """Draw one head on a (z, y, x) grid of ``shape`` voxels of ``spacing_mm``; see the module docstring."""
+    shape = tuple(int(n) for n in shape)
+    spacing_mm = tuple(float(s) for s in spacing_mm)
+    coords = centred_coordinates(shape, spacing_mm)
+    fov = np.array(shape) * np.array(spacing_mm)
+    semi_axes = fov * np.array([0.45, 0.46, 0.42]) * rng.uniform(0.94, 1.02, 3)
+    outline = smooth_noise(shape, spacing_mm, 0.15 * fov.mean(), rng)
+    radius = np.sqrt(sum((c / a) ** 2 for c, a in zip(coords, semi_axes))) * (1.0 + 0.03 * outline)
+
+    tissue = np.full(shape, BACKGROUND, np.uint8)
+    tissue[radius < 1.0] = SCALP
+    intracranial = radius < 0.86
+    tissue[intracranial] = CSF
+    brain = radius < 0.82
+    cortex_mm = rng.uniform(2.5, 4.0)
+    gyri = smooth_noise(shape, spacing_mm, 2.5, rng)
+    depth_mm = (0.82 - radius) * semi_axes.mean()
+    tissue[brain] = WHITE
+    tissue[brain & (depth_mm < cortex_mm * (1.6 + 0.6 * gyri))] = GREY
+    tissue[brain & (depth_mm < cortex_mm) & (gyri > 1.3)] = CSF  # sulci
+
+    z, y, x = coords
+    atrophy = rng.uniform(0.7, 1.4)
+    for side in (-1.0, 1.0):
+        horn = ((x - side * 0.13 * semi_axes[2]) / (0.09 * semi_axes[2] * atrophy)) ** 2 \
+            + ((y + 0.05 * semi_axes[1]) / (0.33 * semi_axes[1])) ** 2 + ((z - 0.08 * semi_axes[0]) / (0.2 * semi_axes[0])) ** 2
+        deep_grey = ((x - side * 0.3 * semi_axes[2]) / (0.12 * semi_axes[2])) ** 2 \
+            + ((y - 0.05 * semi_axes[1]) / (0.17 * semi_axes[1])) ** 2 + ((z + 0.05 * semi_axes[0]) / (0.16 * semi_axes[0])) ** 2
+        tissue[brain & (deep_grey < 1.0)] = GREY
+        tissue[brain & (horn < 1.0)] = CSF
+
+    parenchyma = (tissue == GREY) | (tissue == WHITE)
+    brain_ml = float(parenchyma.sum()) * float(np.prod(spacing_mm)) / 1000.0
+    roughness = smooth_noise(shape, spacing_mm, 3.0, rng)
+    total_ml = float(log_uniform(rng, lesion_volume_ml[0], min(lesion_volume_ml[1], MAX_LESION_FRACTION_OF_BRAIN * brain_ml)))
+    shares = rng.dirichlet(np.ones(lesion_count)) if lesion_count else np.zeros(0)
+    lesion_volumes = np.maximum(total_ml * shares, lesion_volume_ml[0] / 2)
+    lesions = _place_blobs(coords, parenchyma, lesion_volumes, spacing_mm, rng, roughness)
+    away_from_lesions = parenchyma & ~ndimage.binary_dilation(lesions > 0, iterations=2)
+    mimic_volumes = log_uniform(rng, mimic_volume_ml[0], min(mimic_volume_ml[1], 0.06 * brain_ml), mimic_count)
+    mimics = _place_blobs(coords, away_from_lesions, mimic_volumes, spacing_mm, rng, roughness)
+    return Head(tissue, lesions, mimics, spacing_mm)
