@@ -27,15 +27,20 @@ EIGHT_CONNECTED = np.ones((3, 3), bool)
 
 
 def read_png(path: Path, case: str) -> np.ndarray:
-    """The decoded pixels of a PNG (H, W) or (H, W, C); unreadable files raise a UserError."""
+    """The decoded pixels of a PNG as (H, W) or (H, W, 3/4); palette images are expanded to their colours,
+    1-bit and grey+alpha images to grey. Unreadable files raise a UserError."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
+            if image.mode in ("P", "PA"):
+                image = image.convert("RGBA")
+            elif image.mode in ("1", "LA"):
+                image = image.convert("L")
             array = np.asarray(image)
     except (OSError, ValueError, SyntaxError) as error:
         raise UserError(f"case {case}: cannot read {path} ({error}); re-download or replace the file") from None
-    if array.ndim not in (2, 3) or array.dtype not in (np.uint8, np.uint16, bool):
+    if array.ndim not in (2, 3) or array.dtype not in (np.uint8, np.uint16):
         raise UserError(f"case {case}: {path} is not an 8/16-bit grey or colour image (shape {array.shape}, "
                         f"{array.dtype}); replace the file")
     return array
@@ -57,7 +62,7 @@ def as_grayscale(array: np.ndarray, path: Path, case: str) -> np.ndarray:
 
 def binary_from_mask_png(array: np.ndarray, path: Path, case: str) -> np.ndarray:
     """A MASKS image as uint8 0/1: background 0 and one lesion value (1 or 255), grey or equal-channel RGB."""
-    gray = as_grayscale(array.astype(np.uint8) if array.dtype == bool else array, path, case)
+    gray = as_grayscale(array, path, case)
     values = np.unique(gray)
     foreground = values[values != 0]
     if foreground.size > 1 or (foreground.size == 1 and foreground[0] not in (1, 255)):

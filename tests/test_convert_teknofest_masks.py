@@ -76,3 +76,15 @@ def test_other_mask_values_are_errors(values):
         mask[index] = value
     with pytest.raises(UserError, match="not a binary lesion mask"):
         binary_from_mask_png(mask, Path("m.png"), "c")
+
+
+def test_palette_overlay_files_are_read_in_colour(tmp_path):
+    from PIL import Image
+
+    from nnunet_stroke.dataset_conversion.teknofest_masks import read_png
+
+    kind, (_, png, truth) = next(phantom_slices())
+    path = tmp_path / "overlay.png"
+    Image.fromarray(tinted_overlay(png, truth, OVERLAY_COLOUR[kind])).quantize(256).save(path)
+    assert Image.open(path).mode == "P"
+    assert dice(mask_from_overlay(png, read_png(path, "c")), truth) > 0.95

@@ -186,10 +186,3 @@ def write_aisd(out: Path, cases: int, seed: int, shape: Sequence[int] | None = N
                            f"1.2.826.0.1.3680043.2.1125.{seed}.{case}")
     return root
 
-
-def aisd_truth(root: Path, case: str) -> np.ndarray:
-    """The binary lesion mask (z, y, x) the AISD phantom drew for ``case`` (any nonzero mask label)."""
-    from PIL import Image
-
-    files = sorted((Path(root) / "mask" / "mask" / case).glob("*.png"), key=lambda p: int(p.stem))
-    return np.stack([np.asarray(Image.open(f)) > 0 for f in files]).astype(np.uint8)
