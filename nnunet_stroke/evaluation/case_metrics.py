@@ -13,7 +13,7 @@ import numpy as np
 
 from nnunet_stroke.evaluation.lesions import match_lesions
 from nnunet_stroke.evaluation.overlap import VoxelCounts, overlap_metrics
-from nnunet_stroke.evaluation.surface import hausdorff_distance
+from nnunet_stroke.evaluation.surface import hausdorff_distances
 
 
 def voxel_volume_ml(spacing: Sequence[float]) -> float | None:
@@ -28,14 +28,15 @@ def segmentation_metrics(reference: np.ndarray, prediction: np.ndarray, spacing:
     lesions = match_lesions(reference, prediction, connectivity)
     ref_vox, pred_vox = counts.tp + counts.fn, counts.tp + counts.fp
     unit_ml = voxel_volume_ml(spacing)
+    hd95_mm, hd95_vox = hausdorff_distances(reference, prediction, [spacing, None])
 
     def ml(voxels: int) -> float | None:
         return None if unit_ml is None else voxels * unit_ml
 
     return {
         **overlap_metrics(counts),
-        "hd95_mm": hausdorff_distance(reference, prediction, spacing),
-        "hd95_vox": hausdorff_distance(reference, prediction, None),
+        "hd95_mm": hd95_mm,
+        "hd95_vox": hd95_vox,
         "ref_volume_ml": ml(ref_vox),
         "pred_volume_ml": ml(pred_vox),
         "abs_volume_diff_ml": ml(abs(pred_vox - ref_vox)),

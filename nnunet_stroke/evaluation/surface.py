@@ -7,9 +7,14 @@ erosion with the face-connected structuring element, percentile by linear interp
 two directions). medpy's `hd95` differs: it pools both directions before taking one percentile, which
 gives a value between the two directed percentiles; we follow LBMNet/MONAI.
 
-Distances come from scipy's exact Euclidean distance transform on the union's bounding box (plus one
-voxel), in millimetres (``sampling=spacing``) and in voxels (unit sampling, the "px" of LBMNet Tables
-1-4). An empty mask leaves HD95 undefined: the caller stores ``null`` (docs/evaluation.md).
+Surfaces are found on the union's bounding box (plus one voxel). Each surface voxel's distance to the
+nearest voxel of the other surface is exact Euclidean, from scipy's k-d tree over the surface voxel
+coordinates scaled by the spacing (MONAI's CPU path does the same). This equals reading scipy's exact
+Euclidean distance transform of the other surface at these voxels, at a fraction of the cost: the tree
+grows with the surface, the transform with the bounding box (52 ms per transform on an ISLES-sized case
+with scattered lesions, four per case). Distances are in millimetres and in voxels (unit spacing, the
+"px" of LBMNet Tables 1-4). An empty mask leaves HD95 undefined: the caller stores ``null``
+(docs/evaluation.md).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 
 def _crop_to_union(reference: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,19 +40,29 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
-def _directed_percentiles(surface_from: np.ndarray, surface_to: np.ndarray, sampling, percentile: float):
-    distance_to = ndimage.distance_transform_edt(~surface_to, sampling=sampling)
-    return float(np.percentile(distance_to[surface_from], percentile))
+def _directed_percentile(points_from: np.ndarray, points_to: np.ndarray, percentile: float) -> float:
+    distances, _ = cKDTree(points_to).query(points_from, k=1)
+    return float(np.percentile(distances, percentile))
+
+
+def hausdorff_distances(reference: np.ndarray, prediction: np.ndarray,
+                        spacings: Sequence[Sequence[float] | None], percentile: float = 95.0) -> list[float | None]:
+    """Symmetric percentile Hausdorff distance between two boolean masks for each spacing in ``spacings``
+    (the physical voxel size along each array axis; None means voxel units). None if either mask is empty."""
+    if not reference.any() or not prediction.any():
+        return [None] * len(spacings)
+    reference, prediction = _crop_to_union(reference, prediction)
+    surface_ref, surface_pred = np.argwhere(_surface(reference)), np.argwhere(_surface(prediction))
+    distances = []
+    for spacing in spacings:
+        scale = np.ones(reference.ndim) if spacing is None else np.asarray(spacing, dtype=np.float64)
+        points_ref, points_pred = surface_ref * scale, surface_pred * scale
+        distances.append(max(_directed_percentile(points_pred, points_ref, percentile),
+                             _directed_percentile(points_ref, points_pred, percentile)))
+    return distances
 
 
 def hausdorff_distance(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float] | None,
                        percentile: float = 95.0) -> float | None:
-    """Symmetric percentile Hausdorff distance between two boolean masks (None if either is empty).
-
-    ``spacing`` gives the physical size of one voxel along each array axis; None means voxel units."""
-    if not reference.any() or not prediction.any():
-        return None
-    reference, prediction = _crop_to_union(reference, prediction)
-    surface_ref, surface_pred = _surface(reference), _surface(prediction)
-    return max(_directed_percentiles(surface_pred, surface_ref, spacing, percentile),
-               _directed_percentiles(surface_ref, surface_pred, spacing, percentile))
+    """`hausdorff_distances` for one spacing."""
+    return hausdorff_distances(reference, prediction, [spacing], percentile)[0]
