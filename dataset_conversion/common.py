@@ -108,10 +108,22 @@ def check_same_grid(reference: sitk.Image, reference_path: Path, image: sitk.Ima
                         "resample it onto that grid or remove the case")
 
 
+def _stored_values(path: Path, array: np.ndarray) -> np.ndarray:
+    """The voxel values as stored. ITK's NIfTI reader silently turns NaN/inf into 0, so NIfTI files are
+    read once more with nibabel (installed with nnunetv2) to see them."""
+    if Path(path).name.lower().endswith((".nii", ".nii.gz")):
+        import nibabel
+
+        return np.asanyarray(nibabel.load(str(path)).dataobj)
+    return array
+
+
 def finite_array(image: sitk.Image, path: Path, case: str) -> np.ndarray:
+    """``image`` as an array view (z, y, x), after checking that the file holds no NaN/infinite voxels."""
     array = sitk.GetArrayViewFromImage(image)
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        bad = int(np.count_nonzero(~np.isfinite(array)))
+    stored = _stored_values(path, array) if np.issubdtype(array.dtype, np.floating) else array
+    if np.issubdtype(stored.dtype, np.floating) and not np.isfinite(stored).all():
+        bad = int(np.count_nonzero(~np.isfinite(stored)))
         raise UserError(f"case {case}: {path} has {bad} NaN/infinite voxels; replace them (e.g. with 0) "
                         "or remove the case")
     return array
