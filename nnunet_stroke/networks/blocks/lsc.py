@@ -1,0 +1,42 @@
+"""Large-to-Small Convolution (LSC) block, LBMNet's encoder block (Kuang et al., Front. Med. 2026, section 3.1).
+
+    F = sum_{s in kernels} DWConv_s(Conv_1(x))          eq. 1  (paper: kernels 5^3 and 7^3)
+    y = act(BN(Conv_3(F)))                              eq. 2  (the 3^3 "refinement"; refine=False: y = act(BN(F)))
+    Y = x + BN(Conv_1(y))                               eq. 3
+
+Eq. 1-3 as printed are linear up to the final BN; the inner BN and the GELU after the spatial mixing
+are this implementation's, placed where ConvNeXt/RepLKNet put theirs. ``kernels`` and ``refine`` give
+the rows of Table 7: (5,) / (7,) / (9,) without refinement are Models A/B/C ("kernel only"), (5, 7)
+without refinement is Model D ("dual-branch, no 3^3"), (5, 7) with refinement is the full LSC.
+
+Shapes: (B, C, *spatial) -> (B, C, *spatial), 2D or 3D (``dim``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from nnunet_stroke.networks.blocks import nd
+
+
+class LSCBlock(nn.Module):
+    def __init__(self, channels: int, dim: int, norm: str = "batch", kernels: Sequence[int] = (5, 7), refine: bool = True):
+        super().__init__()
+        if not kernels or any(k % 2 == 0 or k < 1 for k in kernels):
+            raise ValueError(f"LSCBlock: kernels must be odd sizes, got {kernels!r}")
+        conv = nd.conv(dim)
+        self.project_in = conv(channels, channels, 1)
+        self.depthwise = nn.ModuleList(
+            conv(channels, channels, k, padding=k // 2, groups=channels) for k in kernels)  # eq. 1
+        self.refine = conv(channels, channels, 3, padding=1, bias=False) if refine else nn.Identity()  # eq. 2
+        self.refine_norm = nd.norm(norm, dim, channels)
+        self.act = nn.GELU()
+        self.project_out = nn.Sequential(conv(channels, channels, 1, bias=False), nd.norm(norm, dim, channels))  # eq. 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        projected = self.project_in(x)
+        multi_scale = sum(branch(projected) for branch in self.depthwise)
+        refined = self.act(self.refine_norm(self.refine(multi_scale)))
+        return x + self.project_out(refined)

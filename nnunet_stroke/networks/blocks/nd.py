@@ -1,0 +1,32 @@
+"""Dimension-generic layer choice for the LBMNet blocks: the same block code builds 2D and 3D networks.
+
+As in dynamic-network-architectures, a block receives ``dim`` (2 or 3) and picks its convolution and
+normalisation classes here, so no block is written twice.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+NORMS = ("batch", "instance")
+
+
+def conv(dim: int) -> type[nn.Module]:
+    return {2: nn.Conv2d, 3: nn.Conv3d}[dim]
+
+
+def conv_transpose(dim: int) -> type[nn.Module]:
+    return {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dim]
+
+
+def norm(kind: str, dim: int, channels: int) -> nn.Module:
+    """``batch``: BatchNorm (LBMNet eq. 3); ``instance``: affine InstanceNorm (nnU-Net's default)."""
+    if kind == "batch":
+        return {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim](channels)
+    if kind == "instance":
+        return {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[dim](channels, affine=True)
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+def spatial_dims(dim: int) -> tuple[int, ...]:
+    """Axes of the spatial dimensions of a (batch, channels, *spatial) tensor."""
+    return tuple(range(2, 2 + dim))

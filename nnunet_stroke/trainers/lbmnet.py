@@ -1,0 +1,86 @@
+"""LBMNet trainers (Kuang et al., Front. Med. 2026): the paper's recipe, nnU-Net's schedule, and one
+trainer per row of the ablation Tables 6-9 and Figure 11 (see docs/lbmnet.md for the table).
+
+``nnUNetTrainerLBMNet`` follows section 4.2: SGD with momentum 0.99 (nnU-Net's Nesterov SGD and
+poly learning-rate decay), initial lr 1e-3, weight decay 3e-5, 300 epochs, batch size 2 (global: under
+``-num_gpus`` nnU-Net splits it over the GPUs), deep supervision, the hybrid Dice + class-weighted CE
+loss of ``nnUNetTrainerStrokeUNet`` (eq. 13), AMP on CUDA (the selective scan itself runs in float32).
+``nnUNetTrainerLBMNet_NnunetSchedule`` keeps nnU-Net's defaults (lr 1e-2, 1000 epochs, planned batch
+size) for comparisons on equal terms with nnU-Net's trainers.
+
+The ablation trainers ``nnUNetTrainerLBMNet_Abl<row>`` use the paper's recipe (the ablations were run
+like the full model) and differ only in their network preset; rows whose network is the full LBMNet
+(Table 6 Model 5, Table 7/8 "Ours", Table 9 two-way, Figure 11 full BAGF) use the ``lbmnet`` preset,
+so one name per row exists for running a table top to bottom.
+"""
+from __future__ import annotations
+
+import torch
+
+from nnunet_stroke.trainers.base import PresetTrainer
+
+PAPER = "Kuang et al., LBMNet, Front. Med. 2026"
+
+
+class nnUNetTrainerLBMNet(PresetTrainer):
+    """LBMNet with the paper's recipe: SGD lr 1e-3, momentum 0.99, wd 3e-5, 300 epochs, batch size 2."""
+
+    network_preset, tiny_preset = "lbmnet", "lbmnet_tiny"
+    paper = PAPER + ", section 3 and 4.2"
+    recipe = {"initial_lr": 1e-3, "weight_decay": 3e-5, "num_epochs": 300, "batch_size": 2}
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.recipe:
+            self.initial_lr = self.recipe["initial_lr"]
+            self.weight_decay = self.recipe["weight_decay"]
+            self.num_epochs = self.recipe["num_epochs"]
+            # the trainer's own (deep-copied) configuration: nnU-Net reads the global batch size from it
+            self.configuration_manager.configuration["batch_size"] = self.recipe["batch_size"]
+
+
+class nnUNetTrainerLBMNet_NnunetSchedule(nnUNetTrainerLBMNet):
+    """LBMNet with nnU-Net's default schedule: lr 1e-2, 1000 epochs, the planned batch size."""
+
+    recipe = None
+
+
+# trainer suffix -> (preset, row of the paper); the suffix names the table and the paper's row label
+ABLATIONS = {
+    "AblT6M1": ("lbmnet_abl_plain_unet", "Table 6, Model 1: plain 3D U-Net"),
+    "AblT6M2": ("lbmnet_abl_lsc_encoder_only", "Table 6, Model 2: LSC encoder, convolutional decoder, concatenation skips"),
+    "AblT6M3": ("lbmnet_abl_bsc_decoder_only", "Table 6, Model 3: convolutional encoder, BSC-Mamba decoder, concatenation skips"),
+    "AblT6M4": ("lbmnet_abl_concat_skips", "Table 6, Model 4: LSC encoder, BSC-Mamba decoder, concatenation skips"),
+    "AblT6M5": ("lbmnet", "Table 6, Model 5: full LBMNet"),
+    "AblT7Base": ("lbmnet_abl_resblock_encoder", "Table 7, Baseline: 3^3 residual blocks instead of LSC"),
+    "AblT7A": ("lbmnet_abl_lsc_k5", "Table 7, Model A: single 5^3 depthwise kernel"),
+    "AblT7B": ("lbmnet_abl_lsc_k7", "Table 7, Model B: single 7^3 depthwise kernel"),
+    "AblT7C": ("lbmnet_abl_lsc_k9", "Table 7, Model C: single 9^3 depthwise kernel"),
+    "AblT7D": ("lbmnet_abl_lsc_k5k7_norefine", "Table 7, Model D: 5^3 + 7^3 without the 3^3 refinement"),
+    "AblT7Ours": ("lbmnet", "Table 7, Ours: full LSC (5^3 + 7^3 + 3^3)"),
+    "AblT8Base": ("lbmnet_abl_conv_decoder", "Table 8, Baseline: convolutional decoder, no SSM, no ASC"),
+    "AblT8OnlyASC": ("lbmnet_abl_asc_only_decoder", "Table 8, Only-ASC"),
+    "AblT8OnlySSM": ("lbmnet_abl_ssm_only_decoder", "Table 8, Only-SSM"),
+    "AblT8Ours": ("lbmnet", "Table 8, Ours: ASC + bidirectional SSM"),
+    "AblT9OneWay": ("lbmnet_abl_scan_forward", "Table 9, One-way Mamba (forward, D)"),
+    "AblT9TwoWay": ("lbmnet", "Table 9, Two-way Mamba (bidirectional, D): the paper's choice"),
+    "AblT9FourWay": ("lbmnet_abl_scan_quad", "Table 9, Four-way Mamba (bidirectional, D + H)"),
+    "AblF11Concat": ("lbmnet_abl_concat_skips", "Figure 11, baseline: BAGF replaced by concatenation"),
+    "AblF11EncRes": ("lbmnet_abl_concat_encres", "Figure 11, +Enc-Res: concatenation + encoder residual block"),
+    "AblF11EncSA": ("lbmnet_abl_concat_encsa", "Figure 11, +Enc-SA: concatenation + encoder spatial attention"),
+    "AblF11DecCA": ("lbmnet_abl_concat_decca", "Figure 11, +Dec-CA: concatenation + decoder channel attention"),
+    "AblF11Full": ("lbmnet", "Figure 11, full BAGF"),
+}
+
+
+def _ablation_trainer(suffix: str, preset: str, row: str) -> type:
+    name = f"nnUNetTrainerLBMNet_{suffix}"
+    attributes = {"network_preset": preset, "tiny_preset": f"{preset}_tiny", "paper": f"{PAPER}, {row}",
+                  "__doc__": f"LBMNet ablation, {row} (preset {preset}); the paper's recipe.",
+                  "__module__": __name__, "__qualname__": name}
+    return type(name, (nnUNetTrainerLBMNet,), attributes)
+
+
+globals().update({trainer.__name__: trainer for trainer in
+                  (_ablation_trainer(suffix, preset, row) for suffix, (preset, row) in ABLATIONS.items())})
