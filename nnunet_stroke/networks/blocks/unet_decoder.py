@@ -1,0 +1,43 @@
+"""U-shaped decoder with deep supervision in nnU-Net's order (as in dynamic-network-architectures'
+``UNetDecoder``), in 2D for PMSAN's slice-wise model.
+
+Stage ``i`` upsamples the coarser map with a transposed convolution (kernel = stride = the encoder's
+stride of that level), concatenates the encoder skip, and applies ``convs_per_stage`` 3x3
+conv-norm-nonlinearity units. With ``deep_supervision`` (nnU-Net's switch, settable) every stage emits
+1x1-conv logits and the list is returned highest resolution first (``len(strides) - 1`` entries);
+otherwise only the full-resolution logits.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from nnunet_stroke.networks.blocks.multiscale import conv_norm_act
+
+
+class UNetDecoder2d(nn.Module):
+    def __init__(self, encoder_channels: Sequence[int], strides: Sequence[Sequence[int]], num_classes: int,
+                 deep_supervision: bool, convs_per_stage: int = 2):
+        super().__init__()
+        self.deep_supervision = deep_supervision
+        self.upsamplers, self.stages, self.segmentation_heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for level in range(len(encoder_channels) - 2, -1, -1):
+            below, here = encoder_channels[level + 1], encoder_channels[level]
+            stride = tuple(strides[level + 1])
+            self.upsamplers.append(nn.ConvTranspose2d(below, here, stride, stride=stride, bias=False))
+            units = [conv_norm_act(2 * here, here)] + [conv_norm_act(here, here) for _ in range(convs_per_stage - 1)]
+            self.stages.append(nn.Sequential(*units))
+            self.segmentation_heads.append(nn.Conv2d(here, num_classes, 1))
+
+    def forward(self, skips: Sequence[torch.Tensor]):
+        x = skips[-1]
+        outputs = []
+        last = len(self.stages) - 1
+        for i, (upsample, stage, head) in enumerate(zip(self.upsamplers, self.stages, self.segmentation_heads)):
+            x = stage(torch.cat([upsample(x), skips[-(i + 2)]], dim=1))
+            if self.deep_supervision or i == last:
+                outputs.append(head(x))
+        outputs.reverse()
+        return outputs if self.deep_supervision else outputs[0]
