@@ -152,6 +152,12 @@ def test_2d_png_multiclass_any_foreground_and_per_class(tmp_path):
     assert case["ref_volume_ml"] is None and case["ref_volume_vox"] == 8
     assert case["hd95_mm"] == 0.0  # PNG spacing (1, 1)
     assert metrics["strata"] is None and metrics["bland_altman"]["unit"] == "vox"
+    with pytest.warns(UserWarning):
+        ischemic = evaluate_folders(tmp_path / "labelsTr", tmp_path / "pred", file_ending=".png", lesion_labels=[1],
+                                    num_processes=1, progress=False)
+    assert ischemic["cases"][0]["dice"] == 0.0 and ischemic["cases"][0]["ref_volume_vox"] == 4
+    with pytest.raises(UserError, match="--lesion-labels"):
+        evaluate_folders(tmp_path / "labelsTr", tmp_path / "pred", file_ending=".png", lesion_labels=[3])
 
 
 def test_missing_prediction_is_an_error_naming_the_case_or_counted_empty(dataset):

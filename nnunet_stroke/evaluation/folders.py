@@ -115,6 +115,9 @@ def evaluate_folders(ref_dir, pred_dir, protocol: str = "isles22", images_dir=No
                         f"--allow-missing to count them as empty predictions")
     allowed = tuple(labels) if labels is not None else (_dataset_labels(ref_dir) or (1,))
     lesion_labels = tuple(lesion_labels) if lesion_labels is not None else None
+    if lesion_labels is not None and not set(lesion_labels) <= set(allowed):
+        raise UserError(f"--lesion-labels {list(lesion_labels)} must be among the foreground labels {list(allowed)} "
+                        f"(set them with --labels)")
     images_dir = Path(images_dir) if images_dir is not None else None
     if images_dir is not None:
         for case in references:
