@@ -1,6 +1,6 @@
 """Selective state-space (Mamba) layers that run on CPU and, with mamba-ssm installed, on its CUDA kernels.
 
-- ``selective_scan``: mamba-ssm's ``selective_scan_fn`` semantics (selective_scan.py)
+- ``selective_scan``: mamba-ssm's ``selective_scan_fn`` semantics (dispatch.py)
 - ``Mamba``: the v1 mixer with mamba-ssm's parameter names (mamba.py)
 - ``DirectionalScan3d``: one-/bi-/tri-/quad-directional block for 2D/3D maps (directional.py,
   LBMNet eq. 6-8 and Table 9)
@@ -9,6 +9,6 @@ See docs/ssm.md.
 
 from nnunet_stroke.networks.ssm.directional import DirectionalScan3d
 from nnunet_stroke.networks.ssm.mamba import Mamba
-from nnunet_stroke.networks.ssm.selective_scan import selective_scan
+from nnunet_stroke.networks.ssm.dispatch import selective_scan
 
 __all__ = ["selective_scan", "Mamba", "DirectionalScan3d"]

@@ -1,6 +1,6 @@
 """The package's own selective scan: numba kernels in an autograd Function, pure-PyTorch fallback.
 
-Both take the canonical layout of ``selective_scan.py``: u, delta, z (batch, channels, length);
+Both take the canonical layout of ``dispatch.py``: u, delta, z (batch, channels, length);
 A (channels, state); B, C (batch, length, state); D, delta_bias (channels,) -- all one float dtype
 (float32 or float64), z/D/delta_bias possibly None. They return (out, last_state).
 

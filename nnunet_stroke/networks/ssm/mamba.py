@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnunet_stroke.networks.ssm.selective_scan import selective_scan
+from nnunet_stroke.networks.ssm.dispatch import selective_scan
 
 
 class Mamba(nn.Module):
