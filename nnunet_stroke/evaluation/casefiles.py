@@ -86,8 +86,11 @@ def lesion_mask(label_map: LabelMap, allowed_labels: tuple[int, ...], lesion_lab
                 case: str, path: Path) -> np.ndarray:
     """Boolean lesion mask: any of ``lesion_labels`` (None: any foreground). Values outside
     {0} | allowed_labels are an error (a non-binary mask in a binary task)."""
-    present = np.flatnonzero(np.bincount(label_map.array.ravel()))
-    unexpected = sorted(set(present.tolist()) - {0, *allowed_labels})
+    expected = {0, *allowed_labels}
+    if expected == set(range(max(expected) + 1)) and label_map.array.max() <= max(expected):
+        unexpected = []  # labels 0..K expected and none above K
+    else:
+        unexpected = sorted(set(np.flatnonzero(np.bincount(label_map.array.ravel())).tolist()) - expected)
     if unexpected:
         raise UserError(f"case {case}: {path} holds labels {unexpected}, but the expected labels are "
                         f"{[0, *allowed_labels]}; a binary task needs 0/1 masks (pass --labels with the "

@@ -13,7 +13,8 @@ coordinates scaled by the spacing (MONAI's CPU path does the same). This equals 
 Euclidean distance transform of the other surface at these voxels, at a fraction of the cost: the tree
 grows with the surface, the transform with the bounding box (52 ms per transform on an ISLES-sized case
 with scattered lesions, four per case). Distances are in millimetres and in voxels (unit spacing, the
-"px" of LBMNet Tables 1-4). An empty mask leaves HD95 undefined: the caller stores ``null``
+"px" of LBMNet Tables 1-4); a spacing proportional to one already done (isotropic mm vs voxels) is
+computed once and scaled. An empty mask leaves HD95 undefined: the caller stores ``null``
 (docs/evaluation.md).
 """
 from __future__ import annotations
@@ -53,12 +54,16 @@ def hausdorff_distances(reference: np.ndarray, prediction: np.ndarray,
         return [None] * len(spacings)
     reference, prediction = _crop_to_union(reference, prediction)
     surface_ref, surface_pred = np.argwhere(_surface(reference)), np.argwhere(_surface(prediction))
+    computed: dict[tuple, float] = {}  # HD95 in voxel units of each distinct anisotropy, then scaled
     distances = []
     for spacing in spacings:
         scale = np.ones(reference.ndim) if spacing is None else np.asarray(spacing, dtype=np.float64)
-        points_ref, points_pred = surface_ref * scale, surface_pred * scale
-        distances.append(max(_directed_percentile(points_pred, points_ref, percentile),
-                             _directed_percentile(points_ref, points_pred, percentile)))
+        shape_key = tuple(np.round(scale / scale[0], 9))
+        if shape_key not in computed:
+            points_ref, points_pred = surface_ref * scale / scale[0], surface_pred * scale / scale[0]
+            computed[shape_key] = max(_directed_percentile(points_pred, points_ref, percentile),
+                                      _directed_percentile(points_ref, points_pred, percentile))
+        distances.append(computed[shape_key] * float(scale[0]))
     return distances
 
 
