@@ -39,6 +39,10 @@ def test_report_writes_tables_and_readable_pngs(two_models):
         assert f"]({name})" in text
         assert matplotlib.image.imread(out / name).shape[0] > 100
     assert not [p for p in root.iterdir() if p.name.startswith(".report")]  # staging folder moved away
+    assert main(["report", str(paths[0]), "--out", str(out)]) == 0  # a previous report is replaced
+    assert not (out / "overlays_2.png").exists()
+    assert main(["report", str(paths[0]), "--out", str(root / "labelsTr")]) == 2  # never replaces other folders
+    assert (root / "labelsTr" / "case_a.nii.gz").is_file()
 
 
 def test_model_names_come_from_nnunet_results_paths(tmp_path):

@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
                     "model), and PNG figures. Overlays need the --images folder given to `evaluate`.")
     p.add_argument("metrics", nargs="+", help="metrics.json files written by `nnunet-stroke evaluate`")
     p.add_argument("--names", nargs="+", help="model names, one per metrics file (default: from the paths)")
-    p.add_argument("--out", required=True, help="output folder (replaced if it exists)")
+    p.add_argument("--out", required=True, help="output folder; a previous report there is replaced")
     p.set_defaults(func=run)
 
 

@@ -35,7 +35,9 @@ def write_report(metrics_paths: list[Path], out_dir: Path, names: list[str] | No
         raise UserError(f"--names gives {len(names)} names for {len(metrics_paths)} metrics files")
     models = list(zip(names or _unique([model_name(Path(p)) for p in metrics_paths]),
                       [load_metrics(p) for p in metrics_paths]))
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "report.md").is_file():
+        raise UserError(f"{out_dir} exists and is not a report folder; give a new or empty folder for the report")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
