@@ -214,3 +214,11 @@ def test_cli_writes_metrics_and_exits_2_on_user_errors(dataset, capsys):
                  "--out", str(root / "x.json")]) == 2
     assert "nowhere is not a folder" in capsys.readouterr().err
     assert not (root / "x.json").exists()
+
+
+def test_missing_image_names_the_case(dataset):
+    root, _ = dataset
+    (root / "imagesTr" / "case_c_0000.nii.gz").unlink()
+    with pytest.raises(UserError, match="case case_c: no image case_c_0000.nii.gz"):
+        evaluate_folders(root / "labelsTr", root / "pred", images_dir=root / "imagesTr", num_processes=1,
+                         progress=False)

@@ -121,8 +121,9 @@ def evaluate_folders(ref_dir, pred_dir, protocol: str = "isles22", images_dir=No
     images_dir = Path(images_dir) if images_dir is not None else None
     if images_dir is not None:
         for case in references:
-            if not any(images_dir.glob(f"{case}_[0-9][0-9][0-9][0-9]{file_ending}")):
-                raise UserError(f"case {case}: no image {case}_0000{file_ending} in {images_dir}")
+            if not (images_dir / f"{case}_0000{file_ending}").is_file():
+                raise UserError(f"case {case}: no image {case}_0000{file_ending} in {images_dir}; --images must be "
+                                f"the imagesTr/imagesTs folder of the evaluated cases")
     probabilities_dir = Path(probabilities_dir) if probabilities_dir is not None else None
     detection_scores = casefiles.read_detection_json(Path(detection_json), list(references)) \
         if detection_json is not None else None
