@@ -46,7 +46,6 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     from nnunetv2.run.run_training import run_training
 
     from nnunet_stroke.dataset_conversion import isles22
-    from nnunet_stroke.evaluation import evaluate_folders
     from nnunet_stroke.heldout import heldout_cases, predict_heldout
     from nnunet_stroke.phantom import write_phantom
     from nnunet_stroke.splits import write_splits
@@ -68,14 +67,14 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     train_cases = json.loads(splits_path.read_text())[DEMO_FOLD]["train"]
     test_cases = heldout_cases(DEMO_DATASET_ID, DEMO_FOLD)
     _step(f"5/7 train {trainer} on fold {DEMO_FOLD} (CPU)")
-    run_training(DEMO_DATASET_ID, CONFIGURATION, DEMO_FOLD, trainer, device=torch.device("cpu"))
+    run_training(str(DEMO_DATASET_ID), CONFIGURATION, DEMO_FOLD, trainer, device=torch.device("cpu"))
     _step(f"6/7 predict and evaluate the {len(test_cases)} held-out test cases of fold {DEMO_FOLD}")
     metrics = predict_heldout(DEMO_DATASET_ID, CONFIGURATION, DEMO_FOLD, trainer, protocol="isles22")
     _step("7/7 global DWI threshold baseline and report")
     threshold, baseline_dice = threshold_baseline(raw, train_cases, test_cases)
     summary = summarise(metrics, trainer, baseline_dice, time.time() - started)
     summary["threshold_baseline_z"] = threshold
-    write_report(workdir, trainer, raw, metrics, evaluate_folders)
+    write_report(workdir, trainer, metrics)
     (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
     print_table(metrics, summary)
     return summary
@@ -96,9 +95,10 @@ def summarise(metrics: dict, trainer: str, baseline_dice: float, wall_seconds: f
     }
 
 
-def write_report(workdir: Path, trainer: str, raw: Path, metrics: dict, evaluate_folders) -> None:
+def write_report(workdir: Path, trainer: str, metrics: dict) -> None:
+    """``WORKDIR/metrics.json`` and ``WORKDIR/report/`` (report.md and its plots)."""
     from nnunet_stroke.evaluation import write_metrics
-    from nnunet_stroke.evaluation.report import write_report as write_markdown_report
+    from nnunet_stroke.evaluation.reports import write_report as write_markdown_report
 
     metrics_path = workdir / "metrics.json"
     write_metrics(metrics, metrics_path)

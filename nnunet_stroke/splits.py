@@ -8,7 +8,9 @@ Layout of the written file (a list indexed by nnU-Net's ``-f FOLD``):
   written to ``heldout_test.json`` as ``{"5": [cases], ..., "9": [cases]}``.
 
 Assignment is deterministic given the seed. With ``stratify="volume"`` the cases are ordered by lesion-volume
-bin (no lesion, < 5, 5-10, 10-50, > 50 ml, from ``cases.csv``) and shuffled within a bin, then each unit
+bin (no lesion, < 5, 5-10, 10-50, > 50 ml, from ``cases.csv``) and ``class`` (which is what separates the
+strata of 2D sets without volumes, e.g. normal / ischemic / hemorrhagic CT slices), shuffled within a
+stratum, then each unit
 goes to the part whose share is furthest below its target: systematic stratified sampling, so every
 part receives each bin in proportion. With ``group`` set, all cases sharing a value of that
 ``cases.csv`` column (site, or a duplicate-image group) form one unit and always land on the same side.
@@ -37,7 +39,7 @@ class Unit:
     """Cases that must stay together, with the stratum they are sorted by."""
 
     cases: tuple[str, ...]
-    stratum: int
+    stratum: tuple[int, str]
 
 
 def volume_bin(volume_ml: float | None) -> int:
@@ -73,8 +75,11 @@ def make_units(cases: Sequence[str], table: dict[str, dict[str, str]] | None, st
         groups.setdefault(key, []).append(case)
     units = []
     for members in groups.values():
-        volumes = [v for v in (volume(c) for c in members) if v is not None]
-        stratum = volume_bin(float(np.mean(volumes)) if volumes else None) if stratify else 0
+        stratum = (0, "")
+        if stratify:
+            volumes = [v for v in (volume(c) for c in members) if v is not None]
+            classes = sorted((table or {}).get(c, {}).get("class", "") for c in members)
+            stratum = (volume_bin(float(np.mean(volumes)) if volumes else None), max(set(classes), key=classes.count))
         units.append(Unit(tuple(sorted(members)), stratum))
     return sorted(units, key=lambda u: u.cases)
 
@@ -82,7 +87,8 @@ def make_units(cases: Sequence[str], table: dict[str, dict[str, str]] | None, st
 def partition(units: Sequence[Unit], fractions: Sequence[float], rng: np.random.Generator) -> list[list[str]]:
     """Assign units to parts with target ``fractions`` (see the module docstring); returns case lists."""
     order = rng.permutation(len(units))
-    strata_rank = {s: r for r, s in enumerate(rng.permutation(sorted({u.stratum for u in units})))}
+    strata = sorted({u.stratum for u in units})
+    strata_rank = {strata[i]: rank for rank, i in enumerate(rng.permutation(len(strata)))}
     ordered = sorted((units[i] for i in order), key=lambda u: strata_rank[u.stratum])  # stable: shuffled in bin
     targets = np.asarray(fractions, dtype=float)
     parts: list[list[str]] = [[] for _ in fractions]

@@ -81,3 +81,12 @@ def test_splits_command_writes_nnunet_files(planned_phantom):
     assert len(splits) == 10 and sorted(heldout) == ["5", "6", "7", "8", "9"]
     assert sorted(splits[0]["train"] + splits[0]["val"]) == cases
     assert main(["splits", str(planned_phantom.dataset_id), "--seed", "0"]) == 0  # restore the fixture's splits
+
+
+def test_stratification_uses_class_when_volumes_are_unknown():
+    classes = ["normal"] * 30 + ["ischemic"] * 10 + ["hemorrhagic"] * 10
+    table = {c: {"case": c, "lesion_volume_ml": "", "site": "", "class": k} for c, k in zip(CASES, classes)}
+    splits, heldout = make_splits(CASES, seed=0, table=table, stratify=True)
+    class_of = dict(zip(CASES, classes))
+    for fold in range(5, 10):
+        assert sorted(class_of[c] for c in heldout[str(fold)]) == ["hemorrhagic", "ischemic", "normal", "normal", "normal"]

@@ -100,3 +100,17 @@ def test_tiny_schedule_from_environment(monkeypatch, env, expected):
     monkeypatch.setenv("NNUNET_STROKE_TINY_EPOCHS", "0")
     with pytest.raises(ValueError):
         tiny_schedule()
+
+
+def test_tiny_trainer_trains_saves_and_predicts_in_process(planned_phantom, tmp_path):
+    import SimpleITK as sitk
+    from nnunet_helpers import predict_in_process, train_in_process
+
+    trainer = train_in_process(TRAINERS["nnUNetTrainerStrokeUNet_Tiny"], planned_phantom, fold=5, iterations=2)
+    checkpoint = torch.load(f"{trainer.output_folder}/checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["trainer_name"] == "nnUNetTrainerStrokeUNet_Tiny"
+    assert set(checkpoint["init_args"]) == {"plans", "configuration", "fold", "dataset_json", "device"}
+    case = planned_phantom.heldout["5"][0]
+    predict_in_process(trainer, planned_phantom, [case], tmp_path)
+    prediction = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{case}.nii.gz")))
+    assert set(np.unique(prediction)) <= {0, 1}

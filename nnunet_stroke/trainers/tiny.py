@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 TINY_SUFFIX = "_Tiny"
 DEFAULT_EPOCHS = 40
 DEFAULT_ITERATIONS = 25
@@ -29,8 +31,10 @@ class TinyScheduleMixin:
 
     is_tiny = True
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    # nnU-Net records the constructor's named parameters in every checkpoint: keep its exact signature
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs, self.num_iterations_per_epoch = tiny_schedule()
         self.num_val_iterations_per_epoch = max(1, self.num_iterations_per_epoch // 5)
         self.save_every = self.num_epochs + 1  # only the final checkpoint
