@@ -84,6 +84,6 @@ def predict_in_process(trainer, planned: PlannedDataset, cases: list[str], outpu
                                                    use_folds=(trainer.fold,), checkpoint_name="checkpoint_final.pth")
     channels = len(planned.dataset_json["channel_names"])
     inputs = [[str(planned.raw / "imagesTr" / f"{case}_{c:04d}.nii.gz") for c in range(channels)] for case in cases]
-    predictor.predict_from_files(inputs, [str(output / case) for case in cases], save_probabilities=False,
-                                 overwrite=True, num_processes_preprocessing=1, num_processes_segmentation_export=1)
+    predictor.predict_from_files_sequential(inputs, [str(output / case) for case in cases], save_probabilities=False,
+                                            overwrite=True, folder_with_segs_from_prev_stage=None)
     return output
