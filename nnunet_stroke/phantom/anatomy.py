@@ -54,10 +54,26 @@ class Head:
 
 def smooth_noise(shape: Sequence[int], spacing_mm: Sequence[float], sigma_mm: float,
                  rng: np.random.Generator) -> np.ndarray:
-    """Gaussian-smoothed white noise with zero mean and unit standard deviation."""
-    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32),
-                                    sigma=[sigma_mm / s for s in spacing_mm], mode="reflect")
+    """Gaussian-smoothed white noise with zero mean and unit standard deviation. Smooth fields are drawn on
+    a grid no finer than ``sigma_mm / 2`` and interpolated linearly, so large grids stay fast."""
+    coarse_spacing = [max(s, sigma_mm / 2.0) for s in spacing_mm]
+    coarse_shape = [max(2, int(np.ceil(n * s / c))) for n, s, c in zip(shape, spacing_mm, coarse_spacing)]
+    field = ndimage.gaussian_filter(rng.standard_normal(coarse_shape).astype(np.float32),
+                                    sigma=[sigma_mm / c for c in coarse_spacing], mode="reflect")
+    for axis, n in enumerate(shape):  # separable linear interpolation, one matrix product per axis
+        field = np.moveaxis(np.tensordot(_linear_weights(field.shape[axis], n), field, axes=(1, axis)), 0, axis)
     return (field - field.mean()) / max(float(field.std()), 1e-6)
+
+
+def _linear_weights(source: int, target: int) -> np.ndarray:
+    """(target, source) matrix of linear interpolation between voxel centres spanning the same extent."""
+    position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0.0, source - 1.0)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, source - 1)
+    weights = np.zeros((target, source), np.float32)
+    np.add.at(weights, (np.arange(target), low), 1.0 - (position - low))
+    np.add.at(weights, (np.arange(target), high), position - low)
+    return weights
 
 
 def centred_coordinates(shape: Sequence[int], spacing_mm: Sequence[float]) -> list[np.ndarray]:
@@ -73,13 +89,23 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 def _blob(coords: list[np.ndarray], centre_mm: np.ndarray, volume_mm3: float, roughness: np.ndarray,
           rng: np.random.Generator) -> np.ndarray:
-    """A randomly oriented ellipsoid of about ``volume_mm3`` whose surface is roughened by ``roughness``."""
+    """A randomly oriented ellipsoid of about ``volume_mm3`` whose surface is roughened by ``roughness``,
+    evaluated only inside a box that contains every voxel it can reach."""
     axes = np.array([1.0, rng.uniform(0.55, 1.0), rng.uniform(0.4, 1.0)])
     axes *= (volume_mm3 / (4.0 / 3.0 * np.pi * np.prod(axes))) ** (1.0 / 3.0)
     rotation = _random_rotation(rng)
-    offsets = [c - m for c, m in zip(coords, centre_mm)]
+    reach_mm = axes.max() * np.sqrt(1.0 + 0.35 * max(0.0, -float(roughness.min())))
+    box = []
+    for axis, (c, m) in enumerate(zip(coords, centre_mm)):
+        values = c.ravel()
+        inside = np.nonzero(np.abs(values - m) <= reach_mm)[0]
+        box.append(slice(int(inside[0]), int(inside[-1]) + 1) if inside.size else slice(0, 0))
+    offsets = [c[tuple(box[k] if k == axis else slice(None) for k in range(3))] - m
+               for axis, (c, m) in enumerate(zip(coords, centre_mm))]
     radius2 = sum(sum(rotation[i, j] * offsets[j] for j in range(3)) ** 2 / axes[i] ** 2 for i in range(3))
-    return radius2 + 0.35 * roughness < 1.0
+    blob = np.zeros(roughness.shape, bool)
+    blob[tuple(box)] = radius2 + 0.35 * roughness[tuple(box)] < 1.0
+    return blob
 
 
 def log_uniform(rng: np.random.Generator, low: float, high: float, size: int | None = None):

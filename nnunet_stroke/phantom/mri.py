@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from nnunet_stroke.phantom.anatomy import BACKGROUND, CSF, GREY, SCALP, WHITE, Head, smooth_noise
+from nnunet_stroke.phantom.anatomy import BACKGROUND, CSF, GREY, SCALP, WHITE, Head, centred_coordinates, smooth_noise
 
 # Noise-free tissue intensities, indexed by tissue label (BACKGROUND, SCALP, CSF, GREY, WHITE).
 DWI_TISSUE = np.array([0.0, 80.0, 120.0, 440.0, 400.0], np.float32)        # arbitrary units, WM = 400
@@ -65,10 +65,11 @@ def bias_field(head: Head, rng: np.random.Generator, peak_to_peak: float) -> np.
     """Smooth multiplicative field: a linear ramp plus very low-frequency noise, scaled so that
     (max - min) / mean inside the brain equals ``peak_to_peak``."""
     shape, spacing = head.tissue.shape, head.spacing_mm
-    axes = [np.linspace(-1.0, 1.0, n, dtype=np.float32) for n in shape]
     direction = rng.standard_normal(3)
-    ramp = sum(d * a.reshape([-1 if i == k else 1 for i in range(3)]) for k, (d, a) in enumerate(zip(direction, axes)))
-    field = ramp + 0.7 * smooth_noise(shape, spacing, 0.3 * float(np.mean(np.array(shape) * spacing)), rng)
+    direction /= np.linalg.norm(direction)
+    half_extent_mm = float(np.mean(np.array(shape) * spacing)) / 2.0
+    ramp = sum(d * c / half_extent_mm for d, c in zip(direction, centred_coordinates(shape, spacing)))
+    field = ramp + 0.3 * smooth_noise(shape, spacing, 0.3 * float(np.mean(np.array(shape) * spacing)), rng)
     brain_voxels = field[head.brain_mask]
     low, high = float(brain_voxels.min()), float(brain_voxels.max())
     return (1.0 + peak_to_peak * ((field - low) / (high - low) - 0.5)).astype(np.float32)
