@@ -145,7 +145,7 @@ def test_2d_png_multiclass_any_foreground_and_per_class(tmp_path):
         metrics = evaluate_folders(tmp_path / "labelsTr", tmp_path / "pred", file_ending=None, per_class=True,
                                    num_processes=1, progress=False)
     case = metrics["cases"][0]
-    assert metrics["spatial_dims"] == 2 and metrics["labels"] == [1, 2]
+    assert metrics["spatial_dims"] == 2 and metrics["labels"] == [1, 2] and metrics["connectivity"] == 8
     assert case["dice"] == 1.0  # lesion = any foreground
     assert case["dice_label1"] == 0.0 and case["recall_label1"] == 0.0
     assert case["dice_label2"] == pytest.approx(2 * 4 / (4 + 8))

@@ -19,6 +19,7 @@ from nnunet_stroke.evaluation.aggregate import aggregate_cases
 from nnunet_stroke.evaluation.calibration import CASE_BINS, ReliabilityHistogram
 from nnunet_stroke.evaluation.case_worker import BRAIN_MARGIN, LESION_MARGIN, CaseJob, evaluate_case
 from nnunet_stroke.evaluation.detection import detection_metrics
+from nnunet_stroke.evaluation.lesions import CONNECTIVITY_2D
 from nnunet_stroke.evaluation.protocols import get_protocol
 
 SCHEMA_VERSION = 1
@@ -148,7 +149,8 @@ def evaluate_folders(ref_dir, pred_dir, protocol: str = "isles22", images_dir=No
         "protocol": chosen.name,
         "protocol_description": chosen.description,
         "protocol_metrics": list(chosen.headline_metrics),
-        "connectivity": chosen.connectivity,
+        "connectivity": chosen.connectivity if cases[0]["ref_volume_ml"] is not None else
+        CONNECTIVITY_2D[chosen.connectivity],
         "spatial_dims": 2 if cases[0]["ref_volume_ml"] is None else 3,
         "labels": list(allowed),
         "lesion_labels": "any foreground" if lesion_labels is None else list(lesion_labels),

@@ -25,9 +25,9 @@ class Protocol:
 
 PROTOCOLS = {
     "isles22": Protocol("isles22", 26, ("dice", "abs_volume_diff_ml", "abs_lesion_count_diff", "lesion_f1"),
-                        "ISLES'22 challenge metrics, 26-connected lesions"),
+                        "ISLES'22 challenge metrics, 26-connected lesions (8 in 2D)"),
     "atlas2": Protocol("atlas2", 6, ("dice", "abs_volume_diff_vox", "abs_lesion_count_diff", "lesion_f1"),
-                       "ATLAS v2.0 challenge metrics, 6-connected lesions, volumes in voxels"),
+                       "ATLAS v2.0 challenge metrics, 6-connected lesions (4 in 2D), volumes in voxels"),
     "lbmnet": Protocol("lbmnet", 26, ("dice", "iou", "f2", "recall", "precision", "hd95_mm", "hd95_vox"),
                        "LBMNet paper tables (Dice, IoU, F2, Recall, Precision, HD95)"),
 }
