@@ -1,0 +1,171 @@
+"""LBMNet (tiny and paper presets) against nnU-Net's planned 3D U-Net at the same patch, on CPU:
+parameters, FLOPs, forward time and peak memory; train-step time for the tiny networks.
+
+    python benchmarks/bench_lbmnet.py [--repeats 3] [--threads 2]
+
+Plan: the 2 mm ISLES-like 3d_fullres plan, patch 80x112x112, strides [1,1,1] + 4 x [2,2,2] (five levels),
+2 input channels (DWI, ADC), 2 classes, batch 1 for forward, batch 2 for train steps. Every network is
+measured in its own spawned process (so the peak resident memory is its own). Writes
+benchmarks/results/lbmnet.md.
+
+FLOPs convention: torch.utils.flop_counter.FlopCounterMode counts convolutions, transposed convolutions,
+linear layers and matmuls, 2 FLOPs per multiply-accumulate (GMACs = GFLOPs / 2, the figure thop/fvcore
+print as "FLOPs"); it does not see element-wise ops, norms or the selective scan (a custom kernel), whose
+cost is added analytically as 9 * L * D_inner * d_state FLOPs per scan direction (mamba-ssm's
+selective_scan_flop_jit convention).
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "lbmnet.md"
+PATCH = (80, 112, 112)
+STRIDES = [[1, 1, 1]] + [[2, 2, 2]] * 4
+INPUT_CHANNELS, NUM_CLASSES = 2, 2
+# label -> (builder: preset name or "nnunet_plain_unet" for nnU-Net's planned U-Net, kwargs, train-step timed)
+NETWORKS = {
+    "LBMNet tiny (lbmnet_tiny)": ("lbmnet_tiny", {}, True),
+    "nnU-Net 3D U-Net, tiny widths 8-64": ("nnunet_plain_unet", {"base_channels": 8, "max_channels": 64}, True),
+    "LBMNet paper (lbmnet)": ("lbmnet", {}, False),
+    "nnU-Net planned 3D U-Net (32-320)": ("nnunet_plain_unet", {}, False),
+}
+
+
+def _build(source: str, kwargs: dict, deep_supervision: bool):
+    common = dict(input_channels=INPUT_CHANNELS, num_classes=NUM_CLASSES, patch_size=PATCH, strides=STRIDES,
+                  deep_supervision=deep_supervision)
+    if source == "nnunet_plain_unet":
+        from nnunet_stroke.networks.plain_unet import build_plain_unet
+
+        return build_plain_unet(**common, **kwargs)
+    from nnunet_stroke.networks.registry import build_network
+
+    return build_network(source, **common, **kwargs)
+
+
+def _scan_flops(network, x) -> int:
+    """9 * L * D_inner * d_state per direction for every DirectionalScan3d, from the tokens it sees."""
+    import torch
+    from nnunet_stroke.networks.ssm import DirectionalScan3d
+
+    total = []
+
+    def hook(module, inputs, output):
+        tokens = inputs[0][0, 0].numel()
+        mixer = module.mixers[0]
+        total.append(9 * tokens * mixer.d_inner * mixer.d_state * len(module.directions) * inputs[0].shape[0])
+
+    handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, DirectionalScan3d)]
+    with torch.inference_mode():
+        network(x)
+    for h in handles:
+        h.remove()
+    return sum(total)
+
+
+def _measure(source: str, kwargs: dict, train: bool, repeats: int, threads: int, queue) -> None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    network = _build(source, kwargs, deep_supervision=False).eval()
+    row = {"params": sum(p.numel() for p in network.parameters())}
+    x = torch.randn(1, INPUT_CHANNELS, *PATCH)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        network(x)
+    row["flops"] = counter.get_total_flops()
+    row["scan_flops"] = _scan_flops(network, x)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times, cpu_times = [], []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            network(x)
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
+    row["forward_s"], row["forward_cpu_s"] = statistics.median(times), statistics.median(cpu_times)
+    row["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: KiB
+    row["rss_before_forward_gb"] = rss_before / 1e6
+    if train:
+        network = _build(source, kwargs, deep_supervision=True).train()
+        optimizer = torch.optim.SGD(network.parameters(), lr=1e-3, momentum=0.99, nesterov=True)
+        batch = torch.randn(2, INPUT_CHANNELS, *PATCH)
+        steps, cpu_steps = [], []
+        for _ in range(repeats + 1):  # the first step (allocations, kernel compilation) is not counted
+            start, cpu_start = time.perf_counter(), time.process_time()
+            optimizer.zero_grad()
+            outputs = network(batch)
+            loss = sum(torch.nn.functional.cross_entropy(o, torch.randint(0, NUM_CLASSES, (2, *o.shape[2:])))
+                       for o in outputs)
+            loss.backward()
+            optimizer.step()
+            steps.append(time.perf_counter() - start)
+            cpu_steps.append(time.process_time() - cpu_start)
+        row["train_step_s"], row["train_step_cpu_s"] = statistics.median(steps[1:]), statistics.median(cpu_steps[1:])
+    queue.put(row)
+
+
+def measure(label: str, repeats: int, threads: int) -> dict:
+    source, kwargs, train = NETWORKS[label]
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_measure, args=(source, kwargs, train, repeats, threads, queue))
+    process.start()
+    row = queue.get()
+    process.join()
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed forward passes / train steps per network")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args()
+    rows = {}
+    for label in NETWORKS:
+        rows[label] = measure(label, args.repeats, args.threads)
+        print(label, rows[label], flush=True)
+    load = os.getloadavg()[0]
+    lines = [
+        "## LBMNet vs nnU-Net's 3D U-Net: size, FLOPs, CPU speed and memory",
+        "",
+        f"Command: `python benchmarks/bench_lbmnet.py --repeats {args.repeats} --threads {args.threads}`; machine: "
+        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch CPU, {args.threads} threads; "
+        f"1-minute load average at the end of the run: {load:.1f} (other processes shared the cores when it is "
+        "above the thread count, so times are upper bounds).",
+        "",
+        f"Patch {'x'.join(map(str, PATCH))} (2 mm ISLES-like plan, five levels, strides [1,1,1] + 4 x [2,2,2]), "
+        f"{INPUT_CHANNELS} input channels, {NUM_CLASSES} classes. Forward: batch 1, inference mode, no deep "
+        f"supervision, median of {args.repeats}. Train step: batch 2, deep supervision, CE on random labels, "
+        f"SGD, median of {args.repeats} after one warm-up step. CPU = process CPU time over all threads (robust to "
+        "other processes on the machine; about threads x wall on an idle machine). GMACs = multiply-accumulates of convolutions/"
+        "linear layers/matmuls (torch FlopCounterMode FLOPs / 2); the selective scan is listed separately "
+        "(9 * L * D_inner * d_state FLOPs per direction). Peak RSS: whole measuring process (weights, "
+        "libraries, activations).",
+        "",
+        "| network | params (M) | GMACs | scan GFLOPs | forward wall / CPU (s) | peak RSS (GB) | train step wall / CPU (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, r in rows.items():
+        train = f"{r['train_step_s']:.2f} / {r['train_step_cpu_s']:.2f}" if "train_step_s" in r else "-"
+        lines.append(f"| {label} | {r['params'] / 1e6:.2f} | {r['flops'] / 2e9:.1f} | {r['scan_flops'] / 1e9:.2f} | "
+                     f"{r['forward_s']:.2f} / {r['forward_cpu_s']:.2f} | {r['peak_rss_gb']:.2f} | {train} |")
+    lines += ["", "The paper reports 66.42 M parameters and 54.80 G FLOPs for LBMNet without naming the input "
+              "size or the MAC/FLOP convention (section 5).", ""]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
