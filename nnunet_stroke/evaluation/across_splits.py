@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from nnunet_stroke.errors import UserError
 from nnunet_stroke.evaluation.aggregate import load_metrics, summarize, write_metrics
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nnunet_stroke.evaluation.agreement import EXCLUSIVE_STRATA, STRATA  # noqa: E402
+from nnunet_stroke.evaluation.agreement import STRATA  # noqa: E402
 
 STRATUM_COLOURS = {"<10": "tab:orange", "10-50": "tab:blue", ">50": "tab:green", None: "tab:gray"}
 
