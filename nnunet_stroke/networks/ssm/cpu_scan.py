@@ -90,17 +90,21 @@ class _NumbaScan(torch.autograd.Function):
 
 
 def scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    """Sequential scan in PyTorch ops: the state (batch, channels, state) is updated token by token."""
+    """Sequential scan in PyTorch ops: the state (batch, channels, state) is updated token by token.
+
+    Per-token slices come from ``unbind``, whose backward stacks all slice gradients once; indexing
+    (``x[:, :, t]``) would make autograd allocate a full-size gradient per token (quadratic in L).
+    """
     if delta_bias is not None:
         delta = delta + delta_bias[:, None]
     if delta_softplus:
         delta = F.softplus(delta)
     h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
     outputs = []
-    for t in range(u.shape[2]):
-        dt = delta[:, :, t, None]
-        h = torch.exp(dt * A) * h + (dt * u[:, :, t, None]) * B[:, None, t, :]
-        outputs.append((h * C[:, None, t, :]).sum(-1))
+    for dt, x, B_t, C_t in zip(delta.unsqueeze(-1).unbind(2), u.unsqueeze(-1).unbind(2),
+                               B.unsqueeze(1).unbind(2), C.unsqueeze(1).unbind(2)):
+        h = torch.exp(dt * A) * h + (dt * x) * B_t
+        outputs.append((h * C_t).sum(-1))
     out = torch.stack(outputs, dim=-1)
     if D is not None:
         out = out + D[:, None] * u

@@ -117,7 +117,7 @@ def scan_backward(u, delta, A, B, C, D, bias, z, has_z, softplus, checkpoints, d
     n_workers = dB_threads.shape[0]
     n_pairs = n_batch * n_channels
     for worker in numba.prange(n_workers):
-        states = np.empty((CHUNK, n_state), dtype=u.dtype)
+        states = np.empty((CHUNK + 1, n_state), dtype=u.dtype)  # row 0: the state before the chunk
         decays = np.empty((CHUNK, n_state), dtype=u.dtype)
         steps = np.empty(CHUNK, dtype=u.dtype)
         adjoint = np.empty(n_state, dtype=u.dtype)
@@ -132,7 +132,8 @@ def scan_backward(u, delta, A, B, C, D, bias, z, has_z, softplus, checkpoints, d
             for chunk in range((length + CHUNK - 1) // CHUNK - 1, -1, -1):
                 start = chunk * CHUNK
                 stop = min(length, start + CHUNK)
-                h = checkpoints[b, d, chunk, :].copy()
+                states[0, :] = checkpoints[b, d, chunk, :]
+                h = states[0, :].copy()
                 for t in range(start, stop):
                     k = t - start
                     dt = _step_size(delta[b, d, t] + bias[d], softplus)
@@ -142,7 +143,7 @@ def scan_backward(u, delta, A, B, C, D, bias, z, has_z, softplus, checkpoints, d
                         decay = decay_exp(dt * A[d, n])
                         h[n] = decay * h[n] + dt * B[b, t, n] * x
                         decays[k, n] = decay
-                        states[k, n] = h[n]
+                        states[k + 1, n] = h[n]
                 for t in range(stop - 1, start - 1, -1):
                     k = t - start
                     dt = steps[k]
@@ -151,7 +152,7 @@ def scan_backward(u, delta, A, B, C, D, bias, z, has_z, softplus, checkpoints, d
                     if has_z:
                         y = D[d] * x
                         for n in range(n_state):
-                            y += C[b, t, n] * states[k, n]
+                            y += C[b, t, n] * states[k + 1, n]
                         zt = z[b, d, t]
                         s = _sigmoid(zt)
                         dz[b, d, t] = g * y * s * (1.0 + zt * (1.0 - s))
@@ -160,10 +161,9 @@ def scan_backward(u, delta, A, B, C, D, bias, z, has_z, softplus, checkpoints, d
                     dx = g * D[d]
                     ddt = 0.0
                     for n in range(n_state):
-                        h_prev = states[k - 1, n] if k > 0 else checkpoints[b, d, chunk, n]
                         lam = adjoint[n] + g * C[b, t, n]
-                        dC_threads[worker, b, t, n] += g * states[k, n]
-                        through_decay = lam * h_prev * decays[k, n]
+                        dC_threads[worker, b, t, n] += g * states[k + 1, n]
+                        through_decay = lam * states[k, n] * decays[k, n]
                         ddt += through_decay * A[d, n] + lam * B[b, t, n] * x
                         dA_sum[n] += through_decay * dt
                         dB_threads[worker, b, t, n] += lam * dt * x
