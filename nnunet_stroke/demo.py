@@ -43,7 +43,7 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     import torch
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprints, plan_experiments,
                                                                        preprocess)
-    from nnunetv2.run.run_training import run_training
+    from nnunetv2.run.run_training import get_trainer_from_args
 
     from nnunet_stroke.dataset_conversion import isles22
     from nnunet_stroke.heldout import heldout_cases, predict_heldout
@@ -67,7 +67,9 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     train_cases = json.loads(splits_path.read_text())[DEMO_FOLD]["train"]
     test_cases = heldout_cases(DEMO_DATASET_ID, DEMO_FOLD)
     _step(f"5/7 train {trainer} on fold {DEMO_FOLD} (CPU)")
-    run_training(str(DEMO_DATASET_ID), CONFIGURATION, DEMO_FOLD, trainer, device=torch.device("cpu"))
+    # nnU-Net's own training loop; its final validation of the fold's val cases is skipped here because
+    # the demo predicts and evaluates the held-out test cases next (`nnunet-stroke train` runs it as usual)
+    get_trainer_from_args(str(DEMO_DATASET_ID), CONFIGURATION, DEMO_FOLD, trainer, device=torch.device("cpu")).run_training()
     _step(f"6/7 predict and evaluate the {len(test_cases)} held-out test cases of fold {DEMO_FOLD}")
     metrics = predict_heldout(DEMO_DATASET_ID, CONFIGURATION, DEMO_FOLD, trainer, protocol="isles22")
     _step("7/7 global DWI threshold baseline and report")

@@ -2,7 +2,8 @@
 
 The test cases of folds 5-9 stay in ``imagesTr`` (planning sees them, training and validation never do);
 this module predicts them with nnU-Net's predictor from the fold's final checkpoint into
-``<fold folder>/heldout_test/`` and writes ``metrics.json`` there.
+``<fold folder>/heldout_test/`` (segmentations and, for calibration, nnU-Net's saved probabilities) and
+writes ``metrics.json`` there.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
     predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(fold,), checkpoint_name=checkpoint)
     inputs = [[str(raw / "imagesTr" / f"{case}_{c:04d}{ending}") for c in range(channels)] for case in cases]
     predictor.predict_from_files_sequential(inputs, [str(output / case) for case in cases],
-                                            save_probabilities=False, overwrite=True,
+                                            save_probabilities=True, overwrite=True,
                                             folder_with_segs_from_prev_stage=None)
     references = output / "reference"  # the held-out cases' labels, linked: evaluation covers exactly these
     shutil.rmtree(references, ignore_errors=True)
@@ -64,7 +65,9 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
     for case in cases:
         (references / f"{case}{ending}").symlink_to(raw / "labelsTr" / f"{case}{ending}")
     foreground = sorted(v for v in dataset_json["labels"].values() if isinstance(v, int) and v > 0)
+    detection = output / "detection.json"
     metrics = evaluate_folders(references, output, protocol=protocol, images_dir=raw / "imagesTr",
+                               probabilities_dir=output, detection_json=detection if detection.is_file() else None,
                                file_ending=ending, labels=foreground)
     write_metrics(metrics, output / "metrics.json")
     return metrics
