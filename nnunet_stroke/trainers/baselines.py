@@ -12,14 +12,18 @@ nnU-Net's plans (``-p nnUNetPlans`` or ``-p nnUNetResEncUNetMPlans``/``LPlans``)
 """
 from __future__ import annotations
 
+import torch
+
 from nnunet_stroke.trainers.base import PresetTrainer
 
 
 class NoDeepSupervisionMixin:
     """Single-output networks: no deep-supervision targets, loss weights or network switch."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    # nnU-Net records the constructor's named parameters in every checkpoint: keep its exact signature
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = False
 
     def set_deep_supervision_enabled(self, enabled: bool):

@@ -1,0 +1,80 @@
+"""Baseline trainers on the planned phantom: build from nnU-Net's plans, two training iterations and a
+prediction in-process (tiny variants); U-Mamba Bot through the stock ``nnUNetv2_train``/``nnUNetv2_predict``;
+nnU-Net's ResEnc through ``nnUNetTrainerStrokeUNet`` with ResEnc plans."""
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet_helpers import predict_in_process, train_in_process
+from nnunet_stroke.trainers import TRAINERS
+
+BASELINES = ["nnUNetTrainerUNetPlusPlus", "nnUNetTrainerAttentionUNet", "nnUNetTrainerUNETR", "nnUNetTrainerSwinUNETR",
+             "nnUNetTrainerTransUNet", "nnUNetTrainerUMambaBotCPU", "nnUNetTrainerUMambaEncCPU", "nnUNetTrainerSegMamba",
+             "nnUNetTrainerSTUNet_S", "nnUNetTrainerSTUNet_B"]
+SINGLE_OUTPUT = {"nnUNetTrainerAttentionUNet", "nnUNetTrainerUNETR", "nnUNetTrainerSwinUNETR", "nnUNetTrainerSegMamba"}
+STOCK_TRAINER = "nnUNetTrainerUMambaBotCPU_Tiny"
+
+
+def test_every_baseline_is_registered_with_a_paper():
+    for name in BASELINES:
+        trainer = TRAINERS[name]
+        assert trainer.network_preset and trainer.tiny_preset and trainer.paper
+        assert TRAINERS[f"{name}_Tiny"].is_tiny
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_tiny_baseline_trains_and_predicts_in_process(name, planned_phantom, tmp_path):
+    trainer = train_in_process(TRAINERS[f"{name}_Tiny"], planned_phantom, fold=5, iterations=2)
+    assert trainer.enable_deep_supervision == (name not in SINGLE_OUTPUT)
+    losses = trainer.logger.local_logger.my_fantastic_logging["train_losses"]
+    assert len(losses) == 1 and np.isfinite(losses[0])
+    case = planned_phantom.heldout["5"][0]
+    predict_in_process(trainer, planned_phantom, [case], tmp_path)
+    prediction = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{case}.nii.gz")))
+    reference = sitk.GetArrayFromImage(sitk.ReadImage(str(planned_phantom.raw / "labelsTr" / f"{case}.nii.gz")))
+    assert prediction.shape == reference.shape and set(np.unique(prediction)) <= {0, 1}
+
+
+def test_umamba_bot_through_the_stock_commands(planned_phantom, tmp_path):
+    env = dict(os.environ, NNUNET_STROKE_TINY_EPOCHS="1", NNUNET_STROKE_TINY_ITERATIONS="2")
+    fold = "6"
+    train = subprocess.run(["nnUNetv2_train", str(planned_phantom.dataset_id), "3d_fullres", fold, "-tr",
+                            STOCK_TRAINER, "-device", "cpu"], env=env, capture_output=True, text=True)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    case = planned_phantom.heldout[fold][0]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for image in planned_phantom.raw.joinpath("imagesTr").glob(f"{case}_*.nii.gz"):
+        shutil.copy(image, inputs / image.name)
+    predict = subprocess.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d",
+                              str(planned_phantom.dataset_id), "-c", "3d_fullres", "-f", fold, "-tr", STOCK_TRAINER,
+                              "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"],
+                             env=env, capture_output=True, text=True)
+    assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
+    prediction = sitk.ReadImage(str(tmp_path / "out" / f"{case}.nii.gz"))
+    reference = sitk.ReadImage(str(planned_phantom.raw / "labelsTr" / f"{case}.nii.gz"))
+    assert prediction.GetSize() == reference.GetSize()
+
+
+def test_stroke_unet_with_resenc_plans_builds_nnunets_residual_encoder_unet(planned_phantom, monkeypatch):
+    """ResEnc M comes from nnU-Net: plan the phantom with nnU-Net's ResEnc M planner (Python API, no
+    preprocessing) and build ``nnUNetTrainerStrokeUNet``'s network from those plans."""
+    from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+    from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners import \
+        nnUNetPlannerResEncM
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    monkeypatch.setenv("nnUNet_n_proc_DA", "1")  # the planner sets torch's thread count from it (0 in tests)
+    planner = nnUNetPlannerResEncM(planned_phantom.dataset_id)
+    plans = planner.plan_experiment()
+    assert plans["plans_name"] == "nnUNetResEncUNetMPlans"
+    plans_manager = PlansManager(plans)
+    configuration = plans_manager.get_configuration("3d_fullres")
+    trainer_class = TRAINERS["nnUNetTrainerStrokeUNet"]
+    network = trainer_class.build_network_architecture(plans_manager, configuration, 2, 2, True)
+    assert isinstance(network, ResidualEncoderUNet)
+    assert list(configuration.network_arch_init_kwargs["n_blocks_per_stage"][:2]) == [1, 3]  # ResEnc M/L: 1, 3, 4, 6, ...
