@@ -36,6 +36,12 @@ def default_phantom(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def heads():
+    """The generator's label maps of the measured cases (which voxels are grey/white matter, mimics)."""
+    return [draw_head(index, SEED, DEFAULT_SHAPE)[2] for index in range(MEASURED_CASES)]
+
+
+@pytest.fixture(scope="module")
 def measured(default_phantom) -> list[dict[str, np.ndarray]]:
     cases = []
     for index in range(MEASURED_CASES):
@@ -123,12 +129,11 @@ def test_dwi_lesion_contrast_at_most_two_to_one(measured):
     assert max(ratios) <= 2.0 and min(ratios) >= 1.2
 
 
-def test_noise_and_bias_field(measured):
+def test_noise_and_bias_field(measured, heads):
     """Noise: robust spread of neighbour differences in grey/white matter. Bias: peak-to-peak of 8^3-block
     medians of the DWI divided by its tissue class's median (the generator's tissue labels say which voxels
     are grey or white matter; lesions and mimics are left out)."""
-    for index, case in enumerate(measured):
-        _, _, head = draw_head(index, SEED, DEFAULT_SHAPE)
+    for head, case in zip(heads, measured):
         dwi = case["dwi"]
         clean = ndimage.binary_erosion(head.brain_mask) \
             & ~ndimage.binary_dilation(head.lesion_mask | head.mimic_mask, iterations=2)
@@ -148,10 +153,9 @@ def test_noise_and_bias_field(measured):
         assert max(block_medians) - min(block_medians) >= 0.20
 
 
-def test_mimics_bright_on_dwi_with_normal_or_high_adc(default_phantom, measured):
+def test_mimics_bright_on_dwi_with_normal_or_high_adc(measured, heads):
     cases_with_mimics = 0
-    for index, case in enumerate(measured):
-        _, _, head = draw_head(index, SEED, DEFAULT_SHAPE)
+    for head, case in zip(heads, measured):
         assert np.array_equal(head.lesion_mask, case["mask"] > 0)
         assert not (head.mimic_mask & (case["mask"] > 0)).any()
         reference = _dwi_tissue_reference(case) & ~ndimage.binary_dilation(head.mimic_mask, iterations=2)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import filecmp
 
-import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 

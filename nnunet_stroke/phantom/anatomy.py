@@ -25,7 +25,6 @@ import numpy as np
 from scipy import ndimage
 
 BACKGROUND, SCALP, CSF, GREY, WHITE = 0, 1, 2, 3, 4
-TISSUE_NAMES = {BACKGROUND: "background", SCALP: "scalp_skull", CSF: "csf", GREY: "grey", WHITE: "white"}
 
 LESION_VOLUME_ML = (0.3, 100.0)
 MIMIC_VOLUME_ML = (0.5, 16.0)

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nnunet_stroke.phantom.anatomy import Head, make_head
+from nnunet_stroke.phantom.anatomy import WHITE, Head, make_head
 from nnunet_stroke.phantom.geometry import Grid, rotation_direction, write_nifti
-from nnunet_stroke.phantom.mri import DEFAULT_DIFFICULTY, FLAIR_TISSUE, WHITE, draw_mimic_count, dwi_adc_flair, rician
+from nnunet_stroke.phantom.mri import DEFAULT_DIFFICULTY, FLAIR_TISSUE, draw_mimic_count, dwi_adc_flair, rician
 from nnunet_stroke.phantom.staging import staged_root
 
 DEFAULT_SHAPE = (40, 64, 64)

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from nnunet_stroke.phantom.anatomy import BACKGROUND, CSF, GREY, SCALP, WHITE, Head, centred_coordinates, smooth_noise
+from nnunet_stroke.phantom.anatomy import BACKGROUND, WHITE, Head, centred_coordinates, smooth_noise
 
-# Noise-free tissue intensities, indexed by tissue label (BACKGROUND, SCALP, CSF, GREY, WHITE).
+# Noise-free tissue intensities, indexed by the tissue labels of phantom.anatomy (0 BACKGROUND, 1 SCALP,
+# 2 CSF, 3 GREY, 4 WHITE).
 DWI_TISSUE = np.array([0.0, 80.0, 120.0, 440.0, 400.0], np.float32)        # arbitrary units, WM = 400
 ADC_TISSUE = np.array([0.0, 400.0, 3000.0, 850.0, 720.0], np.float32)      # 1e-6 mm^2/s
 FLAIR_TISSUE = np.array([0.0, 200.0, 60.0, 360.0, 300.0], np.float32)
 T1W_TISSUE = np.array([0.0, 70.0, 30.0, 75.0, 110.0], np.float32)
-assert (BACKGROUND, SCALP, CSF, GREY, WHITE) == (0, 1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
