@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Phantom generation (not part of the conversion): {isles_generation:.1f} s per ISLES-sized case, "
         f"{atlas_generation:.1f} s per ATLAS-sized case; {args.distinct} distinct cases per dataset were "
-        "generated and hard-linked under new ids. Per case the converter reads every image, checks geometry, "
-        "NaN voxels (a second read with nibabel, as ITK's NIfTI reader turns NaN into 0) and mask values, "
-        "copies the images byte for byte when they are already .nii.gz on the reference grid, and writes the "
-        "uint8 label.", "",
+        "generated and hard-linked under new ids. Per case the converter reads image headers with SimpleITK "
+        "(geometry checks), decodes every image once with nibabel (NaN/infinite voxels, corrupt data; ITK's "
+        "NIfTI reader turns NaN into 0), copies the images byte for byte when they are already .nii.gz on the "
+        "reference grid, checks the mask values and writes the uint8 label; FLAIR is resampled and written.", "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines))

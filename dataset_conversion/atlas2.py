@@ -17,9 +17,9 @@ from pathlib import Path
 
 from nnunet_stroke.errors import UserError
 
-from .common import (CaseRecord, binary_mask, check_same_grid, copy_or_write, dataset_folder_name, finite_array,
-                     lesion_record, nnunet_raw_dir, parallel_map, read_image, staged_dataset, write_cases_csv,
-                     write_dataset_json, write_like)
+from .common import (CaseRecord, binary_mask, check_same_grid, check_voxels, copy_or_write, dataset_folder_name,
+                     lesion_record, nnunet_raw_dir, parallel_map, read_header, read_image, staged_dataset,
+                     write_cases_csv, write_dataset_json, write_like)
 
 LESION_CONNECTIVITY = 6
 T1W_SUFFIX = "_t1w"
@@ -87,13 +87,14 @@ def find_cases(src: Path) -> tuple[list[AtlasCase], list[AtlasCase]]:
 def convert_case(job: tuple[AtlasCase, str, str | None]) -> CaseRecord:
     """Check one subject and write it (module level: runs in spawned workers)."""
     case, images_dir, labels_dir = job
-    t1w = read_image(case.t1w, case.case, dimension=3)
-    finite_array(t1w, case.t1w, case.case)
-    copy_or_write(case.t1w, t1w, t1w, Path(images_dir) / f"{case.case}_0000.nii.gz")
-    if case.mask is None:
+    t1w = read_header(case.t1w, case.case, dimension=3)
+    mask_image = read_image(case.mask, case.case, dimension=3) if case.mask else None
+    if mask_image is not None:
+        check_same_grid(t1w, case.t1w, mask_image, case.mask, case.case)
+    check_voxels(case.t1w, case.case)
+    copy_or_write(case.t1w, t1w, t1w, Path(images_dir) / f"{case.case}_0000.nii.gz", case.case)
+    if mask_image is None:
         return CaseRecord(case.case, "", "", case.cohort, "")
-    mask_image = read_image(case.mask, case.case, dimension=3)
-    check_same_grid(t1w, case.t1w, mask_image, case.mask, case.case)
     mask = binary_mask(mask_image, case.mask, case.case)
     write_like(mask, t1w, Path(labels_dir) / f"{case.case}.nii.gz")
     return lesion_record(case.case, mask, t1w.GetSpacing()[::-1], LESION_CONNECTIVITY, site=case.cohort)

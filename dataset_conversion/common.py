@@ -76,20 +76,55 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool) -> Iterator[Path
         raise
 
 
+def _unreadable(path: Path, case: str, error: Exception) -> UserError:
+    last_line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return UserError(f"case {case}: cannot read {path} ({last_line}); re-download or replace the file")
+
+
+def _check_dimension(image, path: Path, case: str, dimension: int | None) -> None:
+    if dimension is not None and image.GetDimension() != dimension:
+        raise UserError(f"case {case}: {path} is {image.GetDimension()}-D, expected a {dimension}-D image; "
+                        "replace the file or remove the case")
+
+
 def read_image(path: Path, case: str, dimension: int | None = None) -> sitk.Image:
     """Read ``path``; with ``dimension``, also require that many image axes."""
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        last_line = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
-        raise UserError(f"case {case}: cannot read {path} ({last_line}); re-download or replace the file") from None
-    if dimension is not None and image.GetDimension() != dimension:
-        raise UserError(f"case {case}: {path} is {image.GetDimension()}-D, expected a {dimension}-D image; "
-                        "replace the file or remove the case")
+        raise _unreadable(path, case, error) from None
+    _check_dimension(image, path, case, dimension)
     return image
 
 
-def grid_mismatch(reference: sitk.Image, image: sitk.Image) -> str | None:
+def read_header(path: Path, case: str, dimension: int | None = None) -> sitk.ImageFileReader:
+    """The header of ``path`` only (size, spacing, origin, direction; no voxels decoded), for images that are
+    copied byte for byte; pair it with ``check_voxels``."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise _unreadable(path, case, error) from None
+    _check_dimension(reader, path, case, dimension)
+    return reader
+
+
+def check_voxels(path: Path, case: str) -> None:
+    """Decode ``path`` once: a corrupt body or NaN/infinite voxels are errors naming the case and file."""
+    if Path(path).name.lower().endswith((".nii", ".nii.gz")):
+        import nibabel
+
+        try:
+            values = np.asanyarray(nibabel.load(str(path)).dataobj)
+        except Exception as error:  # nibabel raises zlib, EOF, OS and its own errors for a broken file
+            raise _unreadable(path, case, error) from None
+        _raise_if_not_finite(values, path, case)
+    else:
+        finite_array(read_image(path, case), path, case)
+
+
+def grid_mismatch(reference, image) -> str | None:
     """Describe how ``image``'s voxel grid differs from ``reference``'s, or None when they agree."""
     if reference.GetSize() != image.GetSize():
         return f"size {image.GetSize()} vs {reference.GetSize()}"
@@ -101,7 +136,7 @@ def grid_mismatch(reference: sitk.Image, image: sitk.Image) -> str | None:
     return None
 
 
-def check_same_grid(reference: sitk.Image, reference_path: Path, image: sitk.Image, path: Path, case: str) -> None:
+def check_same_grid(reference, reference_path: Path, image, path: Path, case: str) -> None:
     mismatch = grid_mismatch(reference, image)
     if mismatch:
         raise UserError(f"case {case}: {path} is on another voxel grid than {reference_path} ({mismatch}); "
@@ -121,12 +156,16 @@ def _stored_values(path: Path, array: np.ndarray) -> np.ndarray:
 def finite_array(image: sitk.Image, path: Path, case: str) -> np.ndarray:
     """``image`` as an array view (z, y, x), after checking that the file holds no NaN/infinite voxels."""
     array = sitk.GetArrayViewFromImage(image)
-    stored = _stored_values(path, array) if np.issubdtype(array.dtype, np.floating) else array
-    if np.issubdtype(stored.dtype, np.floating) and not np.isfinite(stored).all():
-        bad = int(np.count_nonzero(~np.isfinite(stored)))
+    _raise_if_not_finite(_stored_values(path, array) if np.issubdtype(array.dtype, np.floating) else array,
+                         path, case)
+    return array
+
+
+def _raise_if_not_finite(values: np.ndarray, path: Path, case: str) -> None:
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        bad = int(np.count_nonzero(~np.isfinite(values)))
         raise UserError(f"case {case}: {path} has {bad} NaN/infinite voxels; replace them (e.g. with 0) "
                         "or remove the case")
-    return array
 
 
 def binary_mask(image: sitk.Image, path: Path, case: str) -> np.ndarray:
@@ -187,22 +226,27 @@ def write_dataset_json(folder: Path, channel_names: dict[str, str], labels: dict
                           converted_by="nnunet-stroke convert", **metadata)
 
 
-def write_like(array: np.ndarray, reference: sitk.Image, path: Path) -> None:
-    """Write ``array`` (z, y, x) as compressed NIfTI with ``reference``'s geometry."""
+def write_like(array: np.ndarray, reference, path: Path) -> None:
+    """Write ``array`` (z, y, x) as compressed NIfTI with the geometry of ``reference`` (an image or a
+    ``read_header`` reader)."""
     image = sitk.GetImageFromArray(array)
-    image.CopyInformation(reference)
+    image.SetSpacing(reference.GetSpacing())
+    image.SetOrigin(reference.GetOrigin())
+    image.SetDirection(reference.GetDirection())
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
-def copy_or_write(source: Path, image: sitk.Image, reference: sitk.Image, target: Path) -> None:
-    """Put ``image`` at ``target`` (.nii.gz) on ``reference``'s exact geometry: a byte copy when the source
-    already is a .nii.gz on exactly that grid (the common case, and much faster), else a rewrite."""
+def copy_or_write(source: Path, image, reference, target: Path, case: str) -> None:
+    """Put the image at ``source`` (described by ``image``, an image or a ``read_header`` reader) at
+    ``target`` (.nii.gz) on ``reference``'s exact geometry: a byte copy when the source already is a .nii.gz
+    on exactly that grid (the common case, and much faster), else a rewrite."""
     exact = (image.GetSize() == reference.GetSize() and image.GetSpacing() == reference.GetSpacing()
              and image.GetOrigin() == reference.GetOrigin() and image.GetDirection() == reference.GetDirection())
     if exact and source.name.lower().endswith(".nii.gz"):
         shutil.copyfile(source, target)
     else:
-        write_like(sitk.GetArrayFromImage(image), reference, target)
+        pixels = image if isinstance(image, sitk.Image) else read_image(source, case)
+        write_like(sitk.GetArrayFromImage(pixels), reference, target)
 
 
 def parallel_map(function: Callable, items: Sequence, num_processes: int, description: str) -> list:

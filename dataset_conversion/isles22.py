@@ -23,9 +23,9 @@ import SimpleITK as sitk
 
 from nnunet_stroke.errors import UserError
 
-from .common import (CaseRecord, binary_mask, check_same_grid, copy_or_write, dataset_folder_name, finite_array,
-                     lesion_record, nnunet_raw_dir, parallel_map, read_image, staged_dataset, write_cases_csv,
-                     write_dataset_json, write_like)
+from .common import (CaseRecord, binary_mask, check_same_grid, check_voxels, copy_or_write, dataset_folder_name,
+                     finite_array, lesion_record, nnunet_raw_dir, parallel_map, read_header, read_image,
+                     staged_dataset, write_cases_csv, write_dataset_json, write_like)
 
 CASE_PREFIX = "sub-strokecase"
 LESION_CONNECTIVITY = 26
@@ -97,20 +97,21 @@ def convert_case(job: tuple[IslesCase, str, str, bool]) -> CaseRecord:
     """Check one case and write it into imagesTr/labelsTr (module level: runs in spawned workers)."""
     case, images_dir, labels_dir, with_flair = job
     name = case.case
-    dwi = read_image(case.dwi, name, dimension=3)
-    adc = read_image(case.adc, name, dimension=3)
+    dwi = read_header(case.dwi, name, dimension=3)
+    adc = read_header(case.adc, name, dimension=3)
     mask_image = read_image(case.mask, name, dimension=3)
-    finite_array(dwi, case.dwi, name)
-    finite_array(adc, case.adc, name)
     check_same_grid(dwi, case.dwi, adc, case.adc, name)
     check_same_grid(dwi, case.dwi, mask_image, case.mask, name)
+    check_voxels(case.dwi, name)
+    check_voxels(case.adc, name)
     mask = binary_mask(mask_image, case.mask, name)
-    copy_or_write(case.dwi, dwi, dwi, Path(images_dir) / f"{name}_0000.nii.gz")
-    copy_or_write(case.adc, adc, dwi, Path(images_dir) / f"{name}_0001.nii.gz")
+    copy_or_write(case.dwi, dwi, dwi, Path(images_dir) / f"{name}_0000.nii.gz", name)
+    copy_or_write(case.adc, adc, dwi, Path(images_dir) / f"{name}_0001.nii.gz", name)
     if with_flair:
         flair = read_image(case.flair, name, dimension=3)
         finite_array(flair, case.flair, name)
-        on_dwi_grid = sitk.Resample(flair, dwi, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        on_dwi_grid = sitk.Resample(flair, dwi.GetSize(), sitk.Transform(), sitk.sitkLinear, dwi.GetOrigin(),
+                                    dwi.GetSpacing(), dwi.GetDirection(), 0.0, sitk.sitkFloat32)
         write_like(sitk.GetArrayFromImage(on_dwi_grid), dwi, Path(images_dir) / f"{name}_0002.nii.gz")
     write_like(mask, dwi, Path(labels_dir) / f"{name}.nii.gz")
     return lesion_record(name, mask, dwi.GetSpacing()[::-1], LESION_CONNECTIVITY)

@@ -150,11 +150,14 @@ def _break(tree: Path, problem: str) -> tuple[str, str]:
     if problem == "unreadable":
         paths["adc"].write_bytes(b"this is not a NIfTI file")
         return case, paths["adc"].name
+    if problem == "truncated":  # readable header, broken voxel data
+        paths["dwi"].write_bytes(paths["dwi"].read_bytes()[:4000])
+        return case, paths["dwi"].name
     raise ValueError(problem)
 
 
 @pytest.mark.parametrize("problem", ["missing_adc", "missing_dwi", "missing_mask", "mask_grid", "non_binary", "nan",
-                                     "unreadable"])
+                                     "unreadable", "truncated"])
 def test_bad_case_is_named_and_nothing_is_left(bids_copy, raw, problem):
     case, file_name = _break(bids_copy, problem)
     with pytest.raises(UserError) as error:
