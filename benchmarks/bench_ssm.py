@@ -12,16 +12,16 @@ Compared side by side in one run, at (batch 1, d_inner 128, d_state 16, L 32768)
              ``deltaA[:, :, i]`` makes autograd allocate a full (B, D, L, N) gradient per token, i.e.
              quadratic in L (179 s forward+backward already at B1, D32, N16, L2048), which would make
              (b) unmeasurable at the sizes here.
-Each measurement runs in its own subprocess: peak memory is the growth of the process's peak resident
-set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) during the first measured call, after inputs
-exist and a small warm-up call has run; time is the fastest of the repeated calls (wall clock).
+Each measurement runs in its own subprocess. Peak memory: the kernel's peak resident set size is reset
+(``/proc/self/clear_refs``) after the inputs exist and a small warm-up call has run, and the first
+measured call's peak (``VmHWM``) minus the resident size before it is reported. Time is the fastest of
+the repeated calls (wall clock), and their process CPU time.
 """
 
 import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -102,7 +102,7 @@ def measure(method, mode, size, repeats):
     _run_once(function, _inputs(*size[:3], 64, train), train)  # warm-up: numba load, allocator
     inputs = _inputs(*size, train)
     gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _reset_peak_rss()
     times, cpu_times = [], []
     for _ in range(repeats):
         for tensor in inputs.values():
@@ -112,8 +112,21 @@ def measure(method, mode, size, repeats):
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
         if len(times) == 1:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    return {"seconds": min(times), "cpu_seconds": min(cpu_times), "peak_mb": peak / 1024}
+            peak_kb = _status_kb("VmHWM") - before
+    return {"seconds": min(times), "cpu_seconds": min(cpu_times), "peak_mb": peak_kb / 1024}
+
+
+def _status_kb(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field} (this benchmark needs Linux)")
+
+
+def _reset_peak_rss():
+    """Reset the peak resident set size to the current one (Linux >= 4.0); returns it in kB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kb("VmRSS")
 
 
 def compile_seconds(cache_dir):
@@ -126,8 +139,11 @@ def compile_seconds(cache_dir):
 
 
 def _child(*args):
+    # fixed glibc thresholds: large blocks are mmap-ed and returned when freed, so the resident size
+    # tracks live memory (the dynamic threshold would keep freed temporaries resident and reuse them)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], check=True,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -188,9 +204,10 @@ def main(argv=None):
         f"{numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads); float32; 1-minute load average "
         f"{load_before:.1f} before and {load_after:.1f} after (other work on the machine slows every "
         "method). Time: wall clock, fastest of 3 calls for the kernel, 1 call for the others; CPU: "
-        "process CPU time of the same calls, summed over threads (less sensitive to other load). Peak memory: growth "
-        "of the subprocess's peak RSS (`getrusage` ru_maxrss) during the first call, one subprocess per "
-        "measurement, inputs and outputs excluded.\n\n"
+        "process CPU time of the same calls, summed over threads (less sensitive to other load). Peak memory: peak "
+        "resident set size during the first call minus the resident size before it (`/proc/self/"
+        "clear_refs` reset, `VmHWM`), one subprocess per measurement with glibc's mmap threshold fixed at "
+        "128 kB so freed blocks leave the resident set; inputs excluded, outputs and gradients included.\n\n"
         + _table(results) + "\n\nTargets (kernel vs (a) for inference, vs (b) for forward+backward):\n"
         + _verdicts(results) + "\n\n"
         f"numba first call (float32 forward+backward, tiny size): {cold['seconds']:.1f} s compiling "
@@ -198,6 +215,7 @@ def main(argv=None):
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=RESULT.parent, delete=False, suffix=".tmp") as handle:
         handle.write(text)
+    os.chmod(handle.name, 0o644)
     os.replace(handle.name, RESULT)
     print(text)
     return 0
