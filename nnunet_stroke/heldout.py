@@ -2,8 +2,8 @@
 
 The test cases of folds 5-9 stay in ``imagesTr`` (planning sees them, training and validation never do);
 this module predicts them with nnU-Net's predictor from the fold's final checkpoint into
-``<fold folder>/heldout_test/`` (segmentations and, for calibration, nnU-Net's saved probabilities) and
-writes ``metrics.json`` there.
+``<fold folder>/heldout_test/`` (segmentations, nnU-Net's saved probabilities for calibration, and
+``detection.json`` for networks with a detection head) and writes ``metrics.json`` there.
 """
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
     from nnunet_stroke.evaluation import evaluate_folders, write_metrics
+    from nnunet_stroke.inference import DetectionPredictor
+    from nnunet_stroke.inference.predict_command import trainer_predicts_detection
     from nnunet_stroke.nnunet_env import with_ext_trainer
 
     with_ext_trainer()
@@ -52,7 +54,8 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
     output = model_folder / f"fold_{fold}" / "heldout_test"
     output.mkdir(exist_ok=True)
 
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
+    predictor_class = DetectionPredictor if trainer_predicts_detection(trainer) else nnUNetPredictor
+    predictor = predictor_class(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
                                 device=torch.device(device), verbose=False, allow_tqdm=True)
     predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(fold,), checkpoint_name=checkpoint)
     inputs = [[str(raw / "imagesTr" / f"{case}_{c:04d}{ending}") for c in range(channels)] for case in cases]

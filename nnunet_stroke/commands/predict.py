@@ -1,23 +1,21 @@
-"""`nnunet-stroke predict ...`: ``nnUNetv2_predict`` with this package's trainers found (same arguments)."""
+"""`nnunet-stroke predict ...`: ``nnUNetv2_predict`` with this package's trainers found (same arguments),
+plus ``detection.json`` for networks with a detection head."""
 import argparse
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "predict", add_help=False, help="nnUNetv2_predict with nnUNet_extTrainer set (same arguments; -h for them)",
+        "predict", add_help=False,
+        help="nnUNetv2_predict with nnUNet_extTrainer set (same arguments; -h for them); writes detection.json "
+             "for networks with a detection head",
         description="Run nnUNetv2_predict with nnUNet_extTrainer pointing at this package's trainers.")
     parser.add_argument("stock_args", nargs=argparse.REMAINDER)
     parser.set_defaults(func=run, passthrough=True)
 
 
 def run(args) -> int:
-    import sys
-
+    from nnunet_stroke.inference import run_predict
     from nnunet_stroke.nnunet_env import with_ext_trainer
 
     with_ext_trainer()
-    from nnunetv2.inference.predict_from_raw_data import predict_entry_point
-
-    sys.argv = ["nnUNetv2_predict", *args.stock_args]
-    predict_entry_point()
-    return 0
+    return run_predict(args.stock_args)
