@@ -1,21 +1,22 @@
 """Every network of the project side by side at one patch size -> benchmarks/results/networks.md.
 
-    python benchmarks/bench_networks.py            # all presets (about 30 min on 2 cores)
+    python benchmarks/bench_networks.py            # all presets, one process each
     python benchmarks/bench_networks.py unetr lbmnet   # only these presets (for a quick look; not written)
 
 Rows: every paper-scale preset in network_configs/ (baselines, LBMNet and its ablations, PMSAN) and
 nnU-Net's own planned 3D U-Net (PlainConvUNet, widths 32-320). Each row runs in its own process (peak
-memory is per process) at a 64^3 patch with nnU-Net's isotropic pooling (five stages), 2 input
+memory is per process) at a 32^3 patch with nnU-Net's isotropic pooling (four stages), 2 input
 channels (DWI, ADC), 2 classes:
 - parameters;
 - FLOPs of one forward pass (batch 1) as counted by ``torch.utils.flop_counter.FlopCounterMode``:
   one multiply-add = 2 FLOPs; convolutions, matrix products and attention are counted, element-wise
   operations, normalisation and the selective-scan kernel are not (GMACs = GFLOPs / 2, the unit
   fvcore/thop print as "GFLOPs");
-- CPU forward time (batch 1, no_grad, best of 2) and the growth of the process's peak resident memory
-  during the first forward pass;
+- CPU forward time (batch 1, no_grad, after a warm-up pass) and the growth of the process's peak
+  resident memory during the first forward pass;
 - CPU train-step time of the preset's tiny variant (the trainer's ``tiny_preset``): batch 2, forward +
-  backward + SGD step with deep supervision where the network has it, median of 3 after one warm-up.
+  backward + SGD step with deep supervision where the network has it, mean of 2 after one warm-up.
+The table is rewritten after every row, so an interrupted run shows which rows it did not reach.
 """
 from __future__ import annotations
 
@@ -31,11 +32,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "networks.md"
-PATCH = (64, 64, 64)
-STRIDES = [(1, 1, 1)] + [(2, 2, 2)] * 4
+PATCH = (32, 32, 32)
+STRIDES = [(1, 1, 1)] + [(2, 2, 2)] * 3
 INPUT_CHANNELS, NUM_CLASSES = 2, 2
 NNUNET_ROW = "nnunet_planned_unet"  # nnU-Net's PlainConvUNet as its default plans build it
-WORKER_TIMEOUT_S = 1800
+WORKER_TIMEOUT_S = 900
 
 
 def rss_mib() -> float:
@@ -50,7 +51,7 @@ def build(preset: str, deep_supervision: bool):
         from dynamic_network_architectures.architectures.unet import PlainConvUNet
         from torch import nn
 
-        widths = [32, 64, 128, 256, 320] if preset == NNUNET_ROW else [8, 16, 32, 64, 64]
+        widths = [32, 64, 128, 256] if preset == NNUNET_ROW else [8, 16, 32, 64]
         return PlainConvUNet(INPUT_CHANNELS, len(STRIDES), widths, nn.Conv3d, 3, STRIDES, 2, NUM_CLASSES, 2,
                              conv_bias=True, norm_op=nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": True},
                              nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True}, deep_supervision=deep_supervision)
@@ -84,24 +85,20 @@ def measure(preset: str, tiny: str | None) -> dict:
     x = torch.randn(1, INPUT_CHANNELS, *PATCH)
     with torch.no_grad():
         before = rss_mib()
-        start = time.perf_counter()
-        network(x)
-        times = [time.perf_counter() - start]
-        row["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
-        start = time.perf_counter()
-        network(x)
-        times.append(time.perf_counter() - start)
-        row["forward_s"] = min(times)
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False) as counter:  # also the warm-up (lazy initialisation)
             network(x)
+        row["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
         row["gflops"] = counter.get_total_flops() / 1e9
+        start = time.perf_counter()
+        network(x)
+        row["forward_s"] = time.perf_counter() - start
     del network
     if tiny:
         network = build(tiny, True).train()
         optimizer = torch.optim.SGD(network.parameters(), lr=1e-3, momentum=0.9)
         batch = torch.randn(2, INPUT_CHANNELS, *PATCH)
         steps = []
-        for _ in range(4):
+        for _ in range(3):
             start = time.perf_counter()
             optimizer.zero_grad()
             loss = sum(t.float().mean() for t in tensors(network(batch)))  # timing only
@@ -122,7 +119,7 @@ def rows_to_measure(only: list[str]) -> list[tuple[str, str | None, str]]:
                if getattr(t, "network_preset", None) and getattr(t, "tiny_preset", None)}
     names = set(preset_names())
     rows = [(NNUNET_ROW, NNUNET_ROW + "_tiny", "Isensee et al., nnU-Net, Nat. Methods 2021")]
-    for name in sorted(names):
+    for name in sorted(names, key=lambda n: ("_abl_" in n, n)):  # ablation variants last
         if name.endswith("_tiny") or "_tiny_" in name:
             continue
         tiny = tiny_of.get(name) or (f"{name}_tiny" if f"{name}_tiny" in names else None)
@@ -135,11 +132,11 @@ def run_worker(preset: str, tiny: str | None) -> dict:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {WORKER_TIMEOUT_S} s"}
+        return {"error": f"failed: timed out after {WORKER_TIMEOUT_S} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": last[:160]}
+        return {"error": "failed: " + last[:160]}
     return json.loads(lines[-1])
 
 
@@ -148,17 +145,43 @@ def fmt(value, digits):
 
 
 def table(results) -> str:
-    lines = ["| network (preset) | paper | params (M) | GFLOPs (fwd, 64^3) | CPU forward (s) | peak RSS growth, "
+    lines = ["| network (preset) | paper | params (M) | GFLOPs (fwd, 32^3) | CPU forward (s) | peak RSS growth, "
              "forward (MiB) | tiny preset | tiny params (M) | tiny CPU train step (s) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for (preset, tiny, paper), row in results:
         if "error" in row:
-            lines.append(f"| {preset} | {paper} | failed: {row['error']} | | | | {tiny or '-'} | | |")
+            lines.append(f"| {preset} | {paper} | {row['error']} | | | | {tiny or '-'} | | |")
             continue
         lines.append(f"| {preset} | {paper} | {fmt(row['params_m'], 2)} | {fmt(row['gflops'], 1)} | "
                      f"{fmt(row['forward_s'], 2)} | {fmt(row['peak_mib'], 0)} | {tiny or '-'} | "
                      f"{fmt(row.get('tiny_params_m'), 3)} | {fmt(row.get('tiny_step_s'), 2)} |")
     return "\n".join(lines)
+
+
+def header(load_before: float, torch_version: str, threads: int) -> str:
+    return f"""## Networks side by side (parameters, FLOPs, CPU time and memory)
+
+Command: `python benchmarks/bench_networks.py` (one process per network). Machine: {platform.machine()},
+{os.cpu_count()} CPU cores, torch {torch_version} with {threads} threads, no GPU. Load average when the run
+started: {load_before:.1f} (the machine was shared; times scale with the load, compare rows within this
+table only). Input: batch 1 x {INPUT_CHANNELS} channels x {PATCH[0]}^3, nnU-Net isotropic pooling with
+{len(STRIDES)} stages, {NUM_CLASSES} classes; paper-scale widths (SwinUNETR pads the patch to 32 x 32 x 64, see
+docs/baselines.md). FLOPs: `torch.utils.flop_counter` (multiply-add = 2 FLOPs; convolutions, matrix
+products, attention; the selective scan, normalisation and element-wise operations not counted), so
+GMACs = GFLOPs / 2. Forward: no_grad, after a warm-up pass. Peak RSS growth: the process's peak resident
+set during the first forward minus its resident set before it. Tiny train step: the trainer's tiny
+preset at the same input, batch 2, forward + backward + SGD step, mean of 2 after a warm-up; networks
+without deep supervision (UNETR, SwinUNETR, Attention U-Net, SegMamba) train with one output. A row that
+could not run says why.
+
+"""
+
+
+def write_result(text: str) -> None:
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    temporary = RESULT.with_suffix(".md.tmp")
+    temporary.write_text(text + "\n")
+    temporary.replace(RESULT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,34 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     rows = rows_to_measure(argv)
+    top = header(os.getloadavg()[0], torch.__version__, torch.get_num_threads())
     results = []
     for preset, tiny, paper in rows:
         print(f"{preset} ...", flush=True)
         results.append(((preset, tiny, paper), run_worker(preset, tiny)))
         print(f"  {results[-1][1]}", flush=True)
-    text = table(results)
-    if argv:  # a partial run is printed, never written over the full table
-        print(text)
-        return 0
-    header = f"""## Networks side by side (parameters, FLOPs, CPU time and memory)
-
-Command: `python benchmarks/bench_networks.py` (one process per network). Machine: {platform.machine()},
-{os.cpu_count()} CPU cores, torch {torch.__version__} with {torch.get_num_threads()} threads, no GPU.
-Input: batch 1 x {INPUT_CHANNELS} channels x {PATCH[0]}^3, nnU-Net isotropic pooling {len(STRIDES)} stages,
-{NUM_CLASSES} classes. FLOPs: `torch.utils.flop_counter` (multiply-add = 2 FLOPs; convolutions, matrix
-products, attention; the selective scan, normalisation and element-wise operations not counted), so
-GMACs = GFLOPs / 2. Forward: no_grad, best of 2 (the first includes lazy initialisation). Peak RSS growth:
-the process's peak resident set during the first forward minus its resident set before it. Tiny train
-step: the trainer's tiny preset at the same input, batch 2, forward + backward + SGD step, median of 3
-after a warm-up. Networks without deep supervision (UNETR, SwinUNETR, Attention U-Net, SegMamba) train
-with one output. A row that could not run says why.
-
-"""
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    temporary = RESULT.with_suffix(".md.tmp")
-    temporary.write_text(header + text + "\n")
-    temporary.replace(RESULT)
-    print(f"wrote {RESULT}")
+        if not argv:  # rewritten after every row; a partial run (named presets) is only printed
+            pending = [(r, {"error": "not reached (run interrupted)"}) for r in rows[len(results):]]
+            write_result(top + table(results + pending))
+    print(table(results) if argv else f"wrote {RESULT}")
     return 0
 
 
