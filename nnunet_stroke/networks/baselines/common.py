@@ -8,7 +8,9 @@
   SwinUNETR: 32) on any planned patch by zero-padding every spatial axis at its end to the next
   multiple and cropping the logits back. nnU-Net z-scores its inputs, so zero is the mean intensity.
 - ``require_no_deep_supervision``: the error raised when a network without deep supervision is asked
-  for it (its trainer switches nnU-Net's deep supervision off).
+  for it (its trainer switches nnU-Net's deep supervision off); ``NoDeepSupervision`` is such a
+  network's ``decoder`` attribute, so that ``network.decoder.deep_supervision`` exists (always False).
+- ``init_he``: nnU-Net's He initialisation, which STU-Net and U-Mamba apply to their convolutions.
 """
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ class UpsampleLayer(nn.Module):
 
 
 class NoDeepSupervision(nn.Module):
-    """Placeholder ``decoder`` so that ``network.decoder.deep_supervision`` exists (always False)."""
+    """``decoder`` attribute of single-output networks: ``network.decoder.deep_supervision`` is False."""
 
     deep_supervision = False
 
