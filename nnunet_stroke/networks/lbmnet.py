@@ -134,7 +134,7 @@ class LBMNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         if x.device.type == "cpu":  # PyTorch's CPU conv backward is 10-40x faster channels-last (depthwise 3D most)
-            x = x.contiguous(memory_format=torch.channels_last_3d if x.dim() == 5 else torch.channels_last)
+            x = x.contiguous(memory_format=nd.channels_last_format(x.dim() - 2))
         return self.decoder(self.encoder(x))
 
 

@@ -45,4 +45,4 @@ class SpatialAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
-        return x * torch.sigmoid(self.conv(maps))
+        return x * torch.sigmoid(self.conv(nd.same_layout(maps, x)))

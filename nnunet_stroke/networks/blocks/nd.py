@@ -5,6 +5,7 @@ normalisation classes here, so no block is written twice.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 NORMS = ("batch", "instance")
@@ -25,6 +26,19 @@ def norm(kind: str, dim: int, channels: int) -> nn.Module:
     if kind == "instance":
         return {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[dim](channels, affine=True)
     raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+def channels_last_format(dim: int) -> torch.memory_format:
+    return {2: torch.channels_last, 3: torch.channels_last_3d}[dim]
+
+
+def same_layout(tensor: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in ``reference``'s memory layout: channel reductions of a channels-last map come out
+    channels-first, and a convolution on them then takes PyTorch's slow CPU path (3-4x here)."""
+    channels_last = channels_last_format(reference.dim() - 2)
+    if reference.is_contiguous(memory_format=channels_last) and not reference.is_contiguous():
+        return tensor.contiguous(memory_format=channels_last)
+    return tensor
 
 
 def spatial_dims(dim: int) -> tuple[int, ...]:
