@@ -167,7 +167,7 @@ started: {load_before:.1f} (the machine was shared; times scale with the load, c
 table only). Input: batch 1 x {INPUT_CHANNELS} channels x {PATCH[0]}^3, nnU-Net isotropic pooling with
 {len(STRIDES)} stages, {NUM_CLASSES} classes; paper-scale widths (SwinUNETR pads the patch to 32 x 32 x 64, see
 docs/baselines.md). Networks with one level per planned stage (nnU-Net's U-Net, UNet++, Attention U-Net,
-TransUNet, U-Mamba, LBMNet) have fewer parameters here than under a deeper plan (a 128^3 patch plans six
+TransUNet, U-Mamba, LBMNet, PMSAN) have fewer parameters here than under a deeper plan (a 128^3 patch plans six
 stages); UNETR, SwinUNETR and STU-Net have fixed depths and their published counts; SegMamba's
 downsampling kernels equal the planned strides, so its fourth (stride 1 here) is smaller than the 67.4 M
 network's. FLOPs: `torch.utils.flop_counter` (multiply-add = 2 FLOPs; convolutions, matrix
