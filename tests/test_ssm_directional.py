@@ -8,6 +8,7 @@ from nnunet_stroke.networks.ssm import DirectionalScan3d, Mamba
 
 # token order of each direction as indices into the C-order raster of (depth, height, width)
 ORDER_AXES_3D = {"raster": (0, 1, 2), "height-major": (1, 0, 2), "inter-slice": (1, 2, 0)}
+ORDER_AXES_2D = {"raster": (0, 1), "height-major": (1, 0), "inter-slice": (1, 0)}
 EXPECTED_DIRECTIONS = {
     "forward": [("raster", False)],
     "bi": [("raster", False), ("raster", True)],
@@ -24,10 +25,11 @@ def _visit_order(spatial, axes, reverse):
 def _manual_block(block, x, directions):
     """eq. 6-8: y_k = unvisit(Mamba_k(visit(LN(x)))), out = W_f [y_1; ...] + x (or the sum)."""
     batch, channels, *spatial = x.shape
+    order_axes = ORDER_AXES_3D if len(spatial) == 3 else ORDER_AXES_2D
     tokens = block.norm(x.flatten(2).transpose(1, 2))  # (batch, L, C) in raster order
     outputs = []
     for k, (name, reverse) in enumerate(directions):
-        visit = _visit_order(spatial, ORDER_AXES_3D[name], reverse)
+        visit = _visit_order(spatial, order_axes[name], reverse)
         mixer = block.mixers[0 if block.share_mixer else k]
         y = torch.empty_like(tokens)
         y[:, visit] = mixer(tokens[:, visit])
@@ -53,11 +55,13 @@ def test_inter_slice_order_is_segmamba_chunk_and_interleave():
     assert torch.equal(segmamba, _visit_order((depth, height, width), ORDER_AXES_3D["inter-slice"], False))
 
 
-def test_two_dimensional_maps():
-    block = DirectionalScan3d(6, directions="quad")
-    x = torch.randn(1, 6, 5, 7)
-    out = block(x)
-    assert out.shape == x.shape and torch.isfinite(out).all()
+@pytest.mark.parametrize("directions", ["quad", "tri"])
+def test_two_dimensional_maps(directions):
+    torch.manual_seed(3)
+    block = DirectionalScan3d(6, directions=directions).double()
+    x = torch.randn(1, 6, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(block(x), _manual_block(block, x, EXPECTED_DIRECTIONS[directions]),
+                               rtol=1e-10, atol=1e-10)
 
 
 def _gradient_at_voxels(block, target_index):

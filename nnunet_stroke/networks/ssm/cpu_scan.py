@@ -46,24 +46,26 @@ def _numba_workers():
 
 
 class _NumbaScan(torch.autograd.Function):
+    """Step sizes (bias, softplus) and the silu gate are computed here with vectorised PyTorch ops;
+    the numba kernels run the recurrence and its adjoint."""
+
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         kernels = _load_kernels()
         batch, channels, length = u.shape
-        n_state = A.shape[1]
+        raw = delta + delta_bias[:, None] if delta_bias is not None else delta
+        dt = (F.softplus(raw) if delta_softplus else raw).contiguous()
         D_ = D if D is not None else u.new_zeros(channels)
-        bias = delta_bias if delta_bias is not None else u.new_zeros(channels)
-        z_ = z if z is not None else u.new_zeros(1, 1, 1)
         needs_grad = any(ctx.needs_input_grad)
         n_chunks = -(-length // kernels.CHUNK) if needs_grad else 1
-        checkpoints = u.new_empty(batch, channels, n_chunks, n_state)
-        out = torch.empty_like(u)
-        last_state = u.new_empty(batch, channels, n_state)
-        kernels.scan_forward(u.numpy(), delta.numpy(), A.numpy(), B.numpy(), C.numpy(), D_.numpy(),
-                             bias.numpy(), z_.numpy(), z is not None, bool(delta_softplus), needs_grad,
-                             out.numpy(), last_state.numpy(), checkpoints.numpy())
-        ctx.save_for_backward(u, delta, A, B, C, D_, z_, bias, checkpoints)
-        ctx.has_z, ctx.has_D, ctx.has_bias = z is not None, D is not None, delta_bias is not None
+        checkpoints = u.new_empty(batch, channels, n_chunks, A.shape[1])
+        y = torch.empty_like(u)
+        last_state = u.new_empty(batch, channels, A.shape[1])
+        kernels.scan_forward(u.numpy(), dt.numpy(), A.numpy(), B.numpy(), C.numpy(), D_.numpy(),
+                             needs_grad, y.numpy(), last_state.numpy(), checkpoints.numpy())
+        out = y * F.silu(z) if z is not None else y
+        ctx.save_for_backward(u, raw, dt, A, B, C, D_, z, y if z is not None else None, checkpoints)
+        ctx.has_D, ctx.has_bias = D is not None, delta_bias is not None
         ctx.delta_softplus = bool(delta_softplus)
         ctx.mark_non_differentiable(last_state)
         return out, last_state
@@ -71,22 +73,26 @@ class _NumbaScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, _dlast_state):
         kernels = _load_kernels()
-        u, delta, A, B, C, D, z, bias, checkpoints = ctx.saved_tensors
+        u, raw, dt, A, B, C, D, z, y, checkpoints = ctx.saved_tensors
+        dz = None
+        if z is not None:
+            gate = torch.sigmoid(z)
+            dz = dout * y * gate * (1 + z * (1 - gate))
+            dout = dout * z * gate
         batch, channels, _ = u.shape
         workers = _numba_workers()
-        du, ddelta, dz = torch.empty_like(u), torch.empty_like(u), torch.empty_like(z)
-        dA_pairs = u.new_empty(batch, channels, A.shape[1])
-        dD_pairs, dbias_pairs = u.new_empty(batch, channels), u.new_empty(batch, channels)
-        dB_threads = B.new_zeros(workers, *B.shape)
-        dC_threads = C.new_zeros(workers, *C.shape)
-        kernels.scan_backward(u.numpy(), delta.numpy(), A.numpy(), B.numpy(), C.numpy(), D.numpy(),
-                              bias.numpy(), z.numpy(), ctx.has_z, ctx.delta_softplus,
-                              checkpoints.numpy(), dout.contiguous().numpy(), du.numpy(),
-                              ddelta.numpy(), dz.numpy(), dA_pairs.numpy(), dD_pairs.numpy(),
-                              dbias_pairs.numpy(), dB_threads.numpy(), dC_threads.numpy())
-        return (du, ddelta, dA_pairs.sum(0), dB_threads.sum(0), dC_threads.sum(0),
-                dD_pairs.sum(0) if ctx.has_D else None, dz if ctx.has_z else None,
-                dbias_pairs.sum(0) if ctx.has_bias else None, None)
+        du, ddt = torch.empty_like(u), torch.empty_like(u)
+        dA_pairs, dD_pairs = u.new_empty(batch, channels, A.shape[1]), u.new_empty(batch, channels)
+        dB_threads, dC_threads = B.new_zeros(workers, *B.shape), C.new_zeros(workers, *C.shape)
+        kernels.scan_backward(u.numpy(), dt.numpy(), A.numpy(), B.numpy(), C.numpy(), D.numpy(),
+                              checkpoints.numpy(), dout.contiguous().numpy(), du.numpy(), ddt.numpy(),
+                              dA_pairs.numpy(), dD_pairs.numpy(), dB_threads.numpy(),
+                              dC_threads.numpy())
+        if ctx.delta_softplus:  # torch's softplus is the identity above 20
+            ddt = torch.where(raw > 20, ddt, ddt * torch.sigmoid(raw))
+        return (du, ddt, dA_pairs.sum(0), dB_threads.sum(0), dC_threads.sum(0),
+                dD_pairs.sum(0) if ctx.has_D else None, dz,
+                ddt.sum((0, 2)) if ctx.has_bias else None, None)
 
 
 def scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus):

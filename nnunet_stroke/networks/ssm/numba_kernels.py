@@ -1,12 +1,11 @@
 """Compiled CPU kernels of the Mamba-1 selective scan (forward and backward), with numba.
 
 Recurrence (Gu & Dao 2023, Algorithm 2; mamba-ssm ``selective_scan_ref``), per batch b, channel d,
-state n, with h_{-1} = 0:
+state n, with h_{-1} = 0 and the step sizes dt already through bias and softplus (done, like the
+silu gate, vectorised in PyTorch by ``cpu_scan``):
 
-    dt_t  = softplus(delta_t + bias_d)            (softplus and bias optional)
     h_t,n = exp(dt_t * A_d,n) * h_{t-1},n + dt_t * B_t,n * u_t
     y_t   = sum_n C_t,n * h_t,n + D_d * u_t
-    out_t = y_t * silu(z_t)                        (gate optional)
 
 The state is kept in registers/L1 and updated in product form (no division by cumulative decays, so
 no overflow for long sequences or large delta). Each (batch, channel) pair is independent and runs in
@@ -31,7 +30,6 @@ from numba import types
 from numba.core.extending import intrinsic, overload
 
 CHUNK = 64
-SOFTPLUS_THRESHOLD = 20.0  # torch.nn.functional.softplus returns x above this, as mamba-ssm does
 
 
 @intrinsic
@@ -71,22 +69,9 @@ def _decay_exp_typed(x):
     return lambda x: math.exp(x)
 
 
-@numba.njit(inline="always", fastmath=True)
-def _step_size(raw, softplus):
-    if softplus and raw <= SOFTPLUS_THRESHOLD:
-        return math.log1p(math.exp(raw))
-    return raw
-
-
-@numba.njit(inline="always", fastmath=True)
-def _sigmoid(x):
-    return 1.0 / (1.0 + math.exp(-x))
-
-
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def scan_forward(u, delta, A, B, C, D, bias, z, has_z, softplus, save_checkpoints, out, last_state,
-                 checkpoints):
-    """out (b, d, l), last_state (b, d, n); checkpoints (b, d, ceil(l / CHUNK), n) when saved."""
+def scan_forward(u, dt, A, B, C, D, save_checkpoints, y, last_state, checkpoints):
+    """y (b, d, l), last_state (b, d, n); checkpoints (b, d, ceil(l / CHUNK), n) when saved."""
     n_batch, n_channels, length = u.shape
     n_state = A.shape[1]
     for pair in numba.prange(n_batch * n_channels):
@@ -96,21 +81,19 @@ def scan_forward(u, delta, A, B, C, D, bias, z, has_z, softplus, save_checkpoint
         for t in range(length):
             if save_checkpoints and t % CHUNK == 0:
                 checkpoints[b, d, t // CHUNK, :] = h
-            dt = _step_size(delta[b, d, t] + bias[d], softplus)
+            step = dt[b, d, t]
             x = u[b, d, t]
-            y = D[d] * x
+            out = D[d] * x
             for n in range(n_state):
-                h[n] = decay_exp(dt * A[d, n]) * h[n] + dt * B[b, t, n] * x
-                y += C[b, t, n] * h[n]
-            if has_z:
-                y *= z[b, d, t] * _sigmoid(z[b, d, t])
-            out[b, d, t] = y
+                h[n] = decay_exp(step * A[d, n]) * h[n] + step * B[b, t, n] * x
+                out += C[b, t, n] * h[n]
+            y[b, d, t] = out
         last_state[b, d, :] = h
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def scan_backward(u, delta, A, B, C, D, bias, z, has_z, softplus, checkpoints, dout,
-                  du, ddelta, dz, dA_pairs, dD_pairs, dbias_pairs, dB_threads, dC_threads):
+def scan_backward(u, dt, A, B, C, D, checkpoints, dy, du, ddt, dA_pairs, dD_pairs, dB_threads,
+                  dC_threads):
     """Gradients; *_pairs are per (batch, channel) and *_threads per worker, summed by the caller."""
     n_batch, n_channels, length = u.shape
     n_state = A.shape[1]
@@ -119,7 +102,6 @@ def scan_backward(u, delta, A, B, C, D, bias, z, has_z, softplus, checkpoints, d
     for worker in numba.prange(n_workers):
         states = np.empty((CHUNK + 1, n_state), dtype=u.dtype)  # row 0: the state before the chunk
         decays = np.empty((CHUNK, n_state), dtype=u.dtype)
-        steps = np.empty(CHUNK, dtype=u.dtype)
         adjoint = np.empty(n_state, dtype=u.dtype)
         dA_sum = np.empty(n_state, dtype=np.float64)
         for pair in range(worker, n_pairs, n_workers):
@@ -128,53 +110,36 @@ def scan_backward(u, delta, A, B, C, D, bias, z, has_z, softplus, checkpoints, d
             adjoint[:] = 0.0
             dA_sum[:] = 0.0
             dD_sum = 0.0
-            dbias_sum = 0.0
             for chunk in range((length + CHUNK - 1) // CHUNK - 1, -1, -1):
                 start = chunk * CHUNK
                 stop = min(length, start + CHUNK)
                 states[0, :] = checkpoints[b, d, chunk, :]
-                h = states[0, :].copy()
                 for t in range(start, stop):
                     k = t - start
-                    dt = _step_size(delta[b, d, t] + bias[d], softplus)
-                    steps[k] = dt
+                    step = dt[b, d, t]
                     x = u[b, d, t]
                     for n in range(n_state):
-                        decay = decay_exp(dt * A[d, n])
-                        h[n] = decay * h[n] + dt * B[b, t, n] * x
+                        decay = decay_exp(step * A[d, n])
                         decays[k, n] = decay
-                        states[k + 1, n] = h[n]
+                        states[k + 1, n] = decay * states[k, n] + step * B[b, t, n] * x
                 for t in range(stop - 1, start - 1, -1):
                     k = t - start
-                    dt = steps[k]
+                    step = dt[b, d, t]
                     x = u[b, d, t]
-                    g = dout[b, d, t]
-                    if has_z:
-                        y = D[d] * x
-                        for n in range(n_state):
-                            y += C[b, t, n] * states[k + 1, n]
-                        zt = z[b, d, t]
-                        s = _sigmoid(zt)
-                        dz[b, d, t] = g * y * s * (1.0 + zt * (1.0 - s))
-                        g = g * zt * s
+                    g = dy[b, d, t]
                     dD_sum += g * x
                     dx = g * D[d]
-                    ddt = 0.0
+                    dstep = 0.0
                     for n in range(n_state):
                         lam = adjoint[n] + g * C[b, t, n]
                         dC_threads[worker, b, t, n] += g * states[k + 1, n]
                         through_decay = lam * states[k, n] * decays[k, n]
-                        ddt += through_decay * A[d, n] + lam * B[b, t, n] * x
-                        dA_sum[n] += through_decay * dt
-                        dB_threads[worker, b, t, n] += lam * dt * x
-                        dx += lam * dt * B[b, t, n]
+                        dstep += through_decay * A[d, n] + lam * B[b, t, n] * x
+                        dA_sum[n] += through_decay * step
+                        dB_threads[worker, b, t, n] += lam * step * x
+                        dx += lam * step * B[b, t, n]
                         adjoint[n] = lam * decays[k, n]
-                    raw = delta[b, d, t] + bias[d]
-                    if softplus and raw <= SOFTPLUS_THRESHOLD:
-                        ddt *= _sigmoid(raw)
-                    ddelta[b, d, t] = ddt
+                    ddt[b, d, t] = dstep
                     du[b, d, t] = dx
-                    dbias_sum += ddt
             dA_pairs[b, d, :] = dA_sum
             dD_pairs[b, d] = dD_sum
-            dbias_pairs[b, d] = dbias_sum
