@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnunet_stroke.networks.blocks.multiscale import instance_norm
+
 
 class CrossScaleAttention(nn.Module):
     """Queries from ``query_map`` (N, query_channels, H, W), keys/values from ``scale_maps`` (one per scale)."""
@@ -38,7 +40,7 @@ class CrossScaleAttention(nn.Module):
         self.values = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in scale_channels)
         self.scale_embedding = nn.Parameter(torch.zeros(len(scale_channels), dim))
         self.out = nn.Sequential(nn.Conv2d(dim, query_channels, 1, bias=False),
-                                 nn.InstanceNorm2d(query_channels, affine=True))
+                                 instance_norm(query_channels))
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(N, dim, gh, gw) -> (N, heads, gh*gw, head_dim)."""

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nnunet_stroke.networks.blocks.multiscale import instance_norm
+
 
 class ConvGRUCell(nn.Module):
     def __init__(self, input_channels: int, hidden_channels: int, kernel_size: int = 3):
@@ -47,7 +49,7 @@ class SliceRecurrence(nn.Module):
         self.forward_cell = ConvGRUCell(channels, hidden_channels, kernel_size)
         self.backward_cell = ConvGRUCell(channels, hidden_channels, kernel_size)
         self.merge = nn.Sequential(nn.Conv2d(2 * hidden_channels, channels, 1, bias=False),
-                                   nn.InstanceNorm2d(channels, affine=True))
+                                   instance_norm(channels))
         self.nonlin = nn.LeakyReLU(0.01, inplace=True)
 
     @staticmethod
