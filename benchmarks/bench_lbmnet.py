@@ -1,7 +1,7 @@
 """LBMNet (tiny and paper presets) against nnU-Net's planned 3D U-Net at the same patch, on CPU:
 parameters, FLOPs, forward time and peak memory; train-step time for the tiny networks.
 
-    python benchmarks/bench_lbmnet.py [--repeats 3] [--threads 2]
+    python benchmarks/bench_lbmnet.py [--repeats 3] [--paper-repeats 1] [--threads 2]
 
 Plan: the 2 mm ISLES-like 3d_fullres plan, patch 80x112x112, strides [1,1,1] + 4 x [2,2,2] (five levels),
 2 input channels (DWI, ADC), 2 classes, batch 1 for forward, batch 2 for train steps. Every network is
@@ -51,40 +51,39 @@ def _build(source: str, kwargs: dict, deep_supervision: bool):
     return build_network(source, **common, **kwargs)
 
 
-def _scan_flops(network, x) -> int:
-    """9 * L * D_inner * d_state per direction for every DirectionalScan3d, from the tokens it sees."""
+def _count_flops(network, x) -> tuple[int, int]:
+    """(FlopCounterMode FLOPs, analytic scan FLOPs) of one forward pass; the scan costs
+    9 * L * D_inner * d_state per direction for every DirectionalScan3d, from the tokens it sees."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     from nnunet_stroke.networks.ssm import DirectionalScan3d
 
-    total = []
+    scans = []
 
     def hook(module, inputs, output):
         tokens = inputs[0][0, 0].numel()
         mixer = module.mixers[0]
-        total.append(9 * tokens * mixer.d_inner * mixer.d_state * len(module.directions) * inputs[0].shape[0])
+        scans.append(9 * tokens * mixer.d_inner * mixer.d_state * len(module.directions) * inputs[0].shape[0])
 
     handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, DirectionalScan3d)]
-    with torch.inference_mode():
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
         network(x)
-    for h in handles:
-        h.remove()
-    return sum(total)
+    for handle in handles:
+        handle.remove()
+    return counter.get_total_flops(), sum(scans)
 
 
 def _measure(source: str, kwargs: dict, train: bool, repeats: int, threads: int, queue) -> None:
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     network = _build(source, kwargs, deep_supervision=False).eval()
     row = {"params": sum(p.numel() for p in network.parameters())}
     x = torch.randn(1, INPUT_CHANNELS, *PATCH)
-    counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
-        network(x)
-    row["flops"] = counter.get_total_flops()
-    row["scan_flops"] = _scan_flops(network, x)
+    row["flops"], row["scan_flops"] = _count_flops(network, x)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times, cpu_times = [], []
     with torch.inference_mode():
@@ -129,24 +128,28 @@ def measure(label: str, repeats: int, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed forward passes / train steps per network")
+    parser.add_argument("--paper-repeats", type=int, default=1,
+                        help="timed forward passes of the paper-scale networks (minutes each on a CPU)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
     rows = {}
     for label in NETWORKS:
-        rows[label] = measure(label, args.repeats, args.threads)
+        repeats = args.repeats if NETWORKS[label][2] else args.paper_repeats
+        rows[label] = measure(label, repeats, args.threads)
         print(label, rows[label], flush=True)
     load = os.getloadavg()[0]
     lines = [
         "## LBMNet vs nnU-Net's 3D U-Net: size, FLOPs, CPU speed and memory",
         "",
-        f"Command: `python benchmarks/bench_lbmnet.py --repeats {args.repeats} --threads {args.threads}`; machine: "
+        f"Command: `python benchmarks/bench_lbmnet.py --repeats {args.repeats} --paper-repeats {args.paper_repeats} "
+        f"--threads {args.threads}`; machine: "
         f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch CPU, {args.threads} threads; "
         f"1-minute load average at the end of the run: {load:.1f} (other processes shared the cores when it is "
         "above the thread count, so times are upper bounds).",
         "",
         f"Patch {'x'.join(map(str, PATCH))} (2 mm ISLES-like plan, five levels, strides [1,1,1] + 4 x [2,2,2]), "
         f"{INPUT_CHANNELS} input channels, {NUM_CLASSES} classes. Forward: batch 1, inference mode, no deep "
-        f"supervision, median of {args.repeats}. Train step: batch 2, deep supervision, CE on random labels, "
+        f"supervision, median of {args.repeats} (tiny) / {args.paper_repeats} (paper scale). Train step: batch 2, deep supervision, CE on random labels, "
         f"SGD, median of {args.repeats} after one warm-up step. CPU = process CPU time over all threads (robust to "
         "other processes on the machine; about threads x wall on an idle machine). GMACs = multiply-accumulates of convolutions/"
         "linear layers/matmuls (torch FlopCounterMode FLOPs / 2); the selective scan is listed separately "
