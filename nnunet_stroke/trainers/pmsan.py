@@ -9,8 +9,8 @@ Joint loss per training patch::
 label holds at least one lesion (foreground) voxel, else 0 - the paper's question "does this scan show an
 acute stroke?" asked of the patch nnU-Net samples. The weight 0.5 keeps the detection term (about 0.7
 at chance) below the segmentation loss (about 1-2 early in training), so it shapes the encoder without
-dominating it. nnU-Net oversamples foreground (a third of each batch), so both labels occur in every
-batch of the phantom.
+dominating it. nnU-Net centres a third of each batch on foreground, so every batch holds positive
+patches; random patches and lesion-free cases give the negatives.
 
 At prediction a case's stroke probability is the maximum over sliding-window tiles of the head's
 sigmoid (``nnunet_stroke.inference``).
