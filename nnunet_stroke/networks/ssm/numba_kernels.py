@@ -12,8 +12,9 @@ no overflow for long sequences or large delta). Each (batch, channel) pair is in
 a ``prange`` loop. The backward pass runs the adjoint recurrence (lam_t = dLoss/dh_t)
 lam_t = dy_t C_t + exp(dt_{t+1} A) lam_{t+1} in reverse; it recomputes the states of one chunk of
 ``CHUNK`` tokens at a time from checkpoints the forward pass stored every ``CHUNK`` tokens, so it
-needs O(L / CHUNK) extra memory per pair instead of O(L). B and C are laid out (batch, length, state) so a token's states are contiguous. Gradients of
-B and C sum over channels: each thread accumulates into its own slice, summed afterwards.
+needs O(L / CHUNK) extra memory per pair instead of O(L). B and C are laid out (batch, length,
+state) so a token's states are contiguous. Gradients of B and C sum over channels: each thread
+accumulates into its own slice, summed afterwards.
 
 The decay exp(dt * A) is the hot spot (one per token, channel and state). In float32 it is computed
 by ``_exp_float32`` (Cephes expf: range reduction and a degree-7 polynomial, relative error < 1e-7,
