@@ -81,7 +81,7 @@ def measure(preset: str, tiny: str | None) -> dict:
 
     torch.manual_seed(0)
     network = build(preset, False).eval()
-    row = {"params_m": sum(p.numel() for p in network.parameters()) / 1e6}
+    row = {"params_m": sum(p.numel() for p in network.parameters()) / 1e6, "load": os.getloadavg()[0]}
     x = torch.randn(1, INPUT_CHANNELS, *PATCH)
     with torch.no_grad():
         before = rss_mib()
@@ -146,15 +146,15 @@ def fmt(value, digits):
 
 def table(results) -> str:
     lines = ["| network (preset) | paper | params (M) | GFLOPs (fwd, 32^3) | CPU forward (s) | peak RSS growth, "
-             "forward (MiB) | tiny preset | tiny params (M) | tiny CPU train step (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "forward (MiB) | tiny preset | tiny params (M) | tiny CPU train step (s) | load |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (preset, tiny, paper), row in results:
         if "error" in row:
-            lines.append(f"| {preset} | {paper} | {row['error']} | | | | {tiny or '-'} | | |")
+            lines.append(f"| {preset} | {paper} | {row['error']} | | | | {tiny or '-'} | | | |")
             continue
         lines.append(f"| {preset} | {paper} | {fmt(row['params_m'], 2)} | {fmt(row['gflops'], 1)} | "
                      f"{fmt(row['forward_s'], 2)} | {fmt(row['peak_mib'], 0)} | {tiny or '-'} | "
-                     f"{fmt(row.get('tiny_params_m'), 3)} | {fmt(row.get('tiny_step_s'), 2)} |")
+                     f"{fmt(row.get('tiny_params_m'), 3)} | {fmt(row.get('tiny_step_s'), 2)} | {fmt(row.get('load'), 1)} |")
     return "\n".join(lines)
 
 
@@ -163,8 +163,8 @@ def header(load_before: float, torch_version: str, threads: int) -> str:
 
 Command: `python benchmarks/bench_networks.py` (one process per network). Machine: {platform.machine()},
 {os.cpu_count()} CPU cores, torch {torch_version} with {threads} threads, no GPU. Load average when the run
-started: {load_before:.1f} (the machine was shared; times scale with the load, compare rows within this
-table only). Input: batch 1 x {INPUT_CHANNELS} channels x {PATCH[0]}^3, nnU-Net isotropic pooling with
+started: {load_before:.1f}; the last column is the 1-minute load average when the row started (times
+scale with it on a shared machine). Input: batch 1 x {INPUT_CHANNELS} channels x {PATCH[0]}^3, nnU-Net isotropic pooling with
 {len(STRIDES)} stages, {NUM_CLASSES} classes; paper-scale widths (SwinUNETR pads the patch to 32 x 32 x 64, see
 docs/baselines.md). Networks with one level per planned stage (nnU-Net's U-Net, UNet++, Attention U-Net,
 TransUNet, U-Mamba, LBMNet, PMSAN) have fewer parameters here than under a deeper plan (a 128^3 patch plans six
