@@ -29,5 +29,7 @@ def run(args) -> int:
                               protocol=args.protocol, device=device, checkpoint=args.checkpoint,
                               use_mirroring=not args.disable_tta)
     dice = metrics["aggregate"]["dice"]
-    print(f"{len(metrics['cases'])} held-out cases: Dice {dice['mean']:.4f} +- {dice['std']:.4f}")
+    spread = f" +- {dice['std']:.4f}" if dice["std"] is not None else ""  # std is null for a single case
+    print(f"{len(metrics['cases'])} held-out cases: mean Dice {dice['mean']:.4f}{spread}; metrics.json in the "
+          f"fold's heldout_test folder")
     return 0

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from nnunet_stroke.errors import UserError
 import SimpleITK as sitk
 from scipy import ndimage
 
@@ -116,7 +118,8 @@ def write_teknofest(out: Path, cases: int, seed: int, slice_size: int = TEKNOFES
     faster for tests) into ``out/Brain_Stroke_CT_Dataset`` and return that root. Two development slices
     are repeated as exact duplicates, and one Normal development slice reappears in External_Test."""
     if cases < 6:
-        raise ValueError("the TEKNOFEST phantom needs at least 6 slices (two of each class)")
+        raise UserError("--cases must be at least 6 for the TEKNOFEST phantom (two slices of each class); "
+                        "pass --cases 6 or more")
     rng = np.random.default_rng(seed)
     root = Path(out) / TEKNOFEST_ROOT
     kinds = ["Ischemia", "Bleeding"] * 2 + ["Normal"] * 2
