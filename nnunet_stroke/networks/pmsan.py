@@ -7,7 +7,8 @@ Architecture (paper section "Proposed Model"; blocks in ``networks/blocks``):
   strided 3x3 convolution (the in-plane part of nnU-Net's stride) and ``depth`` multi-scale blocks
   (:mod:`~nnunet_stroke.networks.blocks.multiscale`). In a 3D configuration every slice goes through the
   same 2D weights and a bidirectional ConvGRU across slices follows the stage at the ``recurrent_levels``
-  coarsest levels (:mod:`~nnunet_stroke.networks.blocks.slice_recurrence`). Cross-scale attention
+  coarsest levels (:mod:`~nnunet_stroke.networks.blocks.slice_recurrence`), on slabs of as many slices
+  as the plan's cumulative slice stride at that level (one slice per step for (1, 2, 2) plans). Cross-scale attention
   (:mod:`~nnunet_stroke.networks.blocks.cross_scale_attention`) ends the encoder: queries from the deepest
   map, keys and values from every level.
 - ``detection_head``: global average pooling + fully connected layers on the deepest features -> one
@@ -53,11 +54,12 @@ def per_level(values: Sequence[int], num_levels: int) -> list[int]:
 
 class PMSANStage(nn.Module):
     def __init__(self, in_channels: int, channels: int, stride: Sequence[int], depth: int, num_paths: int,
-                 recurrent_hidden: int | None):
+                 recurrent_hidden: int | None, slice_pool: int = 1):
         super().__init__()
         self.downsample = conv_norm_act(in_channels, channels, 3, stride=tuple(stride))
         self.blocks = nn.Sequential(*(MultiScaleBlock(channels, num_paths) for _ in range(depth)))
-        self.recurrence = SliceRecurrence(channels, recurrent_hidden) if recurrent_hidden else None
+        self.recurrence = (SliceRecurrence(channels, recurrent_hidden, slice_pool=slice_pool)
+                           if recurrent_hidden else None)
 
     def forward(self, x: torch.Tensor, num_slices: int | None) -> torch.Tensor:
         x = self.blocks(self.downsample(x))
@@ -72,14 +74,16 @@ class PMSANEncoder(nn.Module):
     def __init__(self, input_channels: int, widths: Sequence[int], depths: Sequence[int],
                  strides_2d: Sequence[Sequence[int]], num_paths: int, recurrent_levels: int,
                  recurrent_reduction: int, attention_dim: int, attention_head_dim: int, attention_grid: int,
-                 volumetric: bool):
+                 slice_pooling: Sequence[int] | None):
+        """``slice_pooling``: the planned cumulative slice stride per level (3D), None for a 2D network."""
         super().__init__()
         self.widths = list(widths)
         self.stem = conv_norm_act(input_channels, widths[0])
-        first_recurrent = len(widths) - recurrent_levels if volumetric else len(widths)
+        first_recurrent = len(widths) - recurrent_levels if slice_pooling else len(widths)
         self.stages = nn.ModuleList(
             PMSANStage(widths[max(level - 1, 0)], widths[level], strides_2d[level], depths[level], num_paths,
-                       widths[level] // recurrent_reduction if level >= first_recurrent else None)
+                       widths[level] // recurrent_reduction if level >= first_recurrent else None,
+                       slice_pooling[level] if slice_pooling else 1)
             for level in range(len(widths)))
         self.attention = CrossScaleAttention(widths[-1], widths, attention_dim, attention_head_dim, attention_grid)
 
@@ -114,7 +118,7 @@ class PMSAN(nn.Module):
                              f"stride {self.slice_pooling[-1]} of strides {list(strides)}")
         self.encoder = PMSANEncoder(input_channels, widths, depths, strides_2d, num_paths, recurrent_levels,
                                     recurrent_reduction, attention_dim, attention_head_dim, attention_grid,
-                                    self.volumetric)
+                                    self.slice_pooling if self.volumetric else None)
         self.detection_head = DetectionHead(widths[-1], detection_hidden)
         self.decoder = UNetDecoder2d(widths, strides_2d, num_classes, deep_supervision, decoder_convs_per_stage)
         self.last_detection_logit: torch.Tensor | None = None

@@ -12,6 +12,10 @@ convolutions in place of the matrix products::
 (with 1x1 kernels on 1x1 maps it is exactly ``nn.GRU``). :class:`SliceRecurrence` runs one cell from the
 first slice to the last and one from the last to the first, merges both hidden states with a 1x1
 convolution and adds them to the input (residual).
+
+``slice_pool`` > 1 runs the recurrence on slabs of that many slices (their mean) and gives each slice
+its slab's hidden states: PMSAN passes the planned cumulative slice-axis stride of the level, i.e. the
+slice resolution nnU-Net's plan has at that depth, which also divides the sequential steps by it.
 """
 from __future__ import annotations
 
@@ -44,8 +48,9 @@ class ConvGRUCell(nn.Module):
 class SliceRecurrence(nn.Module):
     """Bidirectional ConvGRU over the slice axis of per-slice features ``(batch * slices, C, H, W)``."""
 
-    def __init__(self, channels: int, hidden_channels: int, kernel_size: int = 3):
+    def __init__(self, channels: int, hidden_channels: int, kernel_size: int = 3, slice_pool: int = 1):
         super().__init__()
+        self.slice_pool = slice_pool
         self.forward_cell = ConvGRUCell(channels, hidden_channels, kernel_size)
         self.backward_cell = ConvGRUCell(channels, hidden_channels, kernel_size)
         self.merge = nn.Sequential(nn.Conv2d(2 * hidden_channels, channels, 1, bias=False),
@@ -67,6 +72,10 @@ class SliceRecurrence(nn.Module):
 
     def forward(self, x: torch.Tensor, num_slices: int) -> torch.Tensor:
         sequence = x.reshape(-1, num_slices, *x.shape[1:])
+        if self.slice_pool > 1:  # slabs of slice_pool slices
+            sequence = sequence.reshape(sequence.shape[0], -1, self.slice_pool, *x.shape[1:]).mean(dim=2)
         both = torch.cat([self.run(self.forward_cell, sequence, reverse=False),
                           self.run(self.backward_cell, sequence, reverse=True)], dim=2)
+        if self.slice_pool > 1:
+            both = both.repeat_interleave(self.slice_pool, dim=1)
         return self.nonlin(x + self.merge(both.flatten(0, 1)))
