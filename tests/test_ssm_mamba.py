@@ -98,3 +98,18 @@ def test_mixer_is_differentiable_in_every_parameter():
     mixer(torch.randn(1, 9, 16)).square().sum().backward()
     missing = [name for name, p in mixer.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
+
+
+def test_cpu_causal_conv_equals_mambas_conv1d_with_gradients():
+    from nnunet_stroke.networks.ssm.mamba import causal_depthwise_conv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3).double()
+    x = torch.randn(2, 6, 37, dtype=torch.float64, requires_grad=True)
+    reference = conv(x)[..., :37]
+    result = causal_depthwise_conv(x, conv)
+    torch.testing.assert_close(result, reference, rtol=0, atol=1e-12)
+    params = [x, conv.weight, conv.bias]
+    for a, b in zip(torch.autograd.grad(result.square().sum(), params),
+                    torch.autograd.grad(reference.square().sum(), params)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
