@@ -1,4 +1,4 @@
-"""ATLAS v2.0 (R2.0) -> nnU-Net raw dataset (shared/reference/anchors.md, section 3).
+"""ATLAS v2.0 (R2.0) -> nnU-Net raw dataset (layout in docs/data.md).
 
 Reads the release as distributed after decryption, matching names case-insensitively::
 

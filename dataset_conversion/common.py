@@ -2,7 +2,7 @@
 taken, staging into a temporary folder that is moved into place only when every case converted, image
 reading and geometry/value checks with errors that name the case and file, lesion statistics for
 ``cases.csv`` (volume in ml, connected-component count as the challenge scorers count them: 26-connected
-for ISLES'22, 6-connected for ATLAS v2.0; see shared/reference/anchors.md sections 2-3), ``dataset.json``
+for ISLES'22, 6-connected for ATLAS v2.0; as the official ISLES'22 and ATLAS v2.0 scoring code does), ``dataset.json``
 through nnU-Net's own ``generate_dataset_json``, and a parallel map over cases with a progress bar.
 """
 from __future__ import annotations

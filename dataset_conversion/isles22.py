@@ -1,4 +1,4 @@
-"""ISLES 2022 -> nnU-Net raw dataset (shared/reference/anchors.md, section 2).
+"""ISLES 2022 -> nnU-Net raw dataset (layouts in docs/data.md).
 
 Reads both release layouts, matching file names case-insensitively (``_FLAIR``/``_flair``,
 ``_adc``/``_ADC``, ``.nii.gz`` or ``.nii``):

@@ -3,7 +3,8 @@
 phantom (ISLES 2022 layout) -> ``convert isles22`` -> nnU-Net plan and preprocess -> splits -> train a
 ``_Tiny`` trainer on fold 5 (the first 8:1:1 repeat) -> predict its held-out test cases with nnU-Net's
 predictor -> evaluate (ISLES'22 protocol and LBMNet table metrics) -> report, plus the global DWI
-threshold baseline. Writes ``WORKDIR/summary.json`` (keys in DESIGN.md, Interfaces).
+threshold baseline. Writes ``WORKDIR/summary.json`` (keys: trainer, test_cases, mean_dice,
+mean_dice_lesion_cases, mean_lesion_f1, threshold_baseline_dice, wall_seconds).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ def n_params(module) -> int:
 
 
 def mamba_v1_params(d_model, d_state=16, d_conv=4, expand=2) -> int:
-    """mamba-ssm v1 ``Mamba``: 3*E*d^2 + E*d*(d_conv + 2R + 3N + 3), R = ceil(d/16) (reference/mamba_cpu.md)."""
+    """mamba-ssm v1 ``Mamba``: 3*E*d^2 + E*d*(d_conv + 2R + 3N + 3), R = ceil(d/16) (mamba-ssm mamba_simple.py)."""
     rank = math.ceil(d_model / 16)
     return 3 * expand * d_model ** 2 + expand * d_model * (d_conv + 2 * rank + 3 * d_state + 3)
 
@@ -26,7 +26,7 @@ def mamba_v1_params(d_model, d_state=16, d_conv=4, expand=2) -> int:
     # (1 CT channel, 104 structures + background)
     ("stunet_s", 1, 105, (128, 128, 128), 14.6, "Huang et al. 2023"),
     ("stunet_b", 1, 105, (128, 128, 128), 58.3, "Huang et al. 2023"),
-    # MONAI reference implementations, measured with 3 input channels and 2 classes at 96^3 (reference/anchors.md)
+    # MONAI reference implementations, measured with 3 input channels and 2 classes at 96^3
     ("swin_unetr", 3, 2, (96, 96, 96), 62.2, "MONAI SwinUNETR feature size 48"),
     ("unetr", 3, 2, (96, 96, 96), 99.1, "MONAI UNETR feature size 16, hidden 768"),
     # SegMamba reference code (ge-xing/SegMamba, default feat 48-384), BraTS setting: 4 MRI channels, 3 regions
@@ -49,7 +49,7 @@ def test_unetpp_matches_the_published_2d_count():
 
 def test_umamba_bot_bottleneck_layer_is_mamba_ssm_sized():
     """U-Mamba Bot at nnU-Net's default widths (32-320): the bottleneck MambaLayer = LayerNorm(320) +
-    mamba-ssm v1 Mamba(320) = 675,200 + 640 parameters (reference/mamba_cpu.md, verified on mamba-ssm)."""
+    mamba-ssm v1 Mamba(320) = 675,200 + 640 parameters (verified by instantiating mamba-ssm)."""
     network = build_network("umamba_bot", input_channels=1, num_classes=2, patch_size=(128, 128, 128),
                             strides=ISOTROPIC_6_STAGES)
     assert mamba_v1_params(320) == 675_200
@@ -71,7 +71,7 @@ def test_umamba_enc_has_a_mamba_layer_per_stage_with_channel_tokens_at_the_botto
 
 def test_segmamba_tri_orientated_layers_match_the_reference_code():
     """SegMamba Mamba layers (LayerNorm + ToM with shared in/out projections): 31,488, 94,080, 312,576 and
-    1,122,816 parameters for dims 48-384 (instantiation of the reference code, reference/mamba_cpu.md)."""
+    1,122,816 parameters for dims 48-384 (instantiation of the SegMamba reference code)."""
     network = build_network("segmamba", input_channels=4, num_classes=3, patch_size=(128, 128, 128),
                             strides=ISOTROPIC_6_STAGES)
     per_stage = [n_params(stage[0]) for stage in network.vit.stages]

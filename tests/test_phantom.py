@@ -1,5 +1,5 @@
 """The ISLES 2022 phantom: layouts, determinism, geometry, and the pinned difficulty measured from the
-written files (shared/DESIGN.md, "The phantom: how hard is hard enough")."""
+written files (docs/data.md)."""
 from __future__ import annotations
 
 import filecmp

@@ -16,7 +16,7 @@ def describe(trainer: type) -> dict[str, str]:
         "preset": preset or planned,
         "paper": trainer.paper,
         "summary": (trainer.__doc__ or "").strip().splitlines()[0] if trainer.__doc__ else "",
-        "param_check": getattr(trainer, "param_check", ""),
+        "param_check": "" if trainer.is_tiny else getattr(trainer, "param_check", ""),  # paper-scale figures
     }
 
 

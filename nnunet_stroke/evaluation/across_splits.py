@@ -7,7 +7,7 @@ mean over all cases of the group (for k-fold CV every case is validated once, so
 nnU-Net's usual cross-validation figure).
 
 nnU-Net results folders (``<trainer>__<plans>__<configuration>``) follow the package's split layout
-(DESIGN.md): folds 0-4 are 5-fold CV (``fold_i/validation/``), folds 5-9 the repeated 8:1:1 splits
+(see `nnunet_stroke.splits`): folds 0-4 are 5-fold CV (``fold_i/validation/``), folds 5-9 the repeated 8:1:1 splits
 (``fold_i/heldout_test/``, written by `nnunet-stroke predict-heldout`).
 """
 from __future__ import annotations

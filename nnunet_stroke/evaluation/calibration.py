@@ -2,7 +2,7 @@
 
 ECE after Guo et al. 2017 in torchmetrics' binary form: the positive-class probability p is binned into
 ``n_bins`` equal-width bins on [0, 1] (bin i holds i/n <= p < (i+1)/n, p = 1 in the last bin) and
-ECE = sum_b (n_b / N) * |mean p in b - fraction of lesion in b| (reference/anchors.md section 7).
+ECE = sum_b (n_b / N) * |mean p in b - fraction of lesion in b|.
 Voxel-wise ECE is computed inside a region of interest (the evaluation's ROI rule, docs/evaluation.md),
 since the background outside the brain would dominate it; histograms of several cases add up, so the
 dataset ECE pools all ROI voxels. Case-wise ECE bins one lesion probability per case against whether

@@ -1,7 +1,7 @@
 """Lesion-wise (connected-component) metrics of the ISLES'22 and ATLAS v2.0 challenges.
 
 Rules of the official code (ezequieldlrosa/isles22 `utils/eval_utils.py`; npnl/atlas2_grand_challenge
-`isles/scoring.py`, MICCAI 2022 revision), see reference/anchors.md sections 2 and 3:
+`isles/scoring.py`, MICCAI 2022 revision), see docs/evaluation.md:
 - a reference lesion (connected component) is a true positive when at least one of its voxels is also
   predicted, otherwise a false negative;
 - a predicted component that touches no reference voxel is a false positive;

@@ -1,8 +1,8 @@
 """Evaluation protocols: which connectivity labels lesions and which metrics headline the tables.
 
-- ``isles22``: ISLES'22 challenge (reference/anchors.md section 2): Dice, absolute volume difference in
+- ``isles22``: ISLES'22 challenge (official code: ezequieldlrosa/isles22, utils/eval_utils.py): Dice, absolute volume difference in
   ml, absolute lesion-count difference, lesion-wise F1, all with 26-connectivity.
-- ``atlas2``: ATLAS v2.0 challenge (anchors.md section 3): Dice, volume difference in voxels, simple
+- ``atlas2``: ATLAS v2.0 challenge (npnl/atlas2_grand_challenge, isles/scoring.py): Dice, volume difference in voxels, simple
   lesion count (absolute component-count difference), lesion-wise F1, all with 6-connectivity.
 - ``lbmnet``: LBMNet (Front. Med. 2026) Tables 1-4: Dice, IoU, F2, Recall, Precision, HD95 in mm and in
   voxels ("px"); lesion metrics use 26-connectivity.

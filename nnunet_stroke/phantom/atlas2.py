@@ -1,4 +1,4 @@
-"""The phantom in the ATLAS v2.0 (R2.0) release layout (shared/reference/anchors.md, section 3)::
+"""The phantom in the ATLAS v2.0 (R2.0) release layout (see docs/data.md)::
 
     ATLAS_2/Training/R0NN/dataset_description.json
     ATLAS_2/Training/R0NN/sub-r0NNsMMM/ses-1/anat/sub-r0NNsMMM_ses-1_space-MNI152NLin2009aSym_T1w.nii.gz

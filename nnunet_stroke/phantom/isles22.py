@@ -1,4 +1,4 @@
-"""The phantom in the two ISLES 2022 release layouts (shared/reference/anchors.md, section 2).
+"""The phantom in the two ISLES 2022 release layouts (see docs/data.md).
 
 - ``isles22``: the Zenodo BIDS release ``ISLES-2022/sub-strokecaseXXXX/ses-0001/dwi/..._{dwi,adc}.nii.gz``,
   ``.../anat/..._FLAIR.nii.gz`` and ``derivatives/sub-strokecaseXXXX/ses-0001/..._msk.nii.gz``.

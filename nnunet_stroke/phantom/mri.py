@@ -2,8 +2,7 @@
 
 Acute lesions are bright on DWI and dark on ADC (restricted diffusion); stroke mimics are DWI-bright
 with normal or raised ADC (T2 shine-through), so DWI alone cannot separate them and a network has to
-use ADC, as a radiologist does. The difficulty is pinned by ``Difficulty`` (see shared/DESIGN.md, "The
-phantom: how hard is hard enough": at up to 2:1 DWI contrast with few mimics a global DWI threshold beat
+use ADC, as a radiologist does. The difficulty is pinned by ``Difficulty`` (see docs/data.md: at up to 2:1 DWI contrast with few mimics a global DWI threshold beat
 a small U-Net; at 1.4-1.8:1 with 2-5 mimics per case it did not). DWI, FLAIR and T1w carry a smooth
 multiplicative bias field and Rician noise; ADC, a ratio of two acquisitions, has no bias and Gaussian
 noise. Chronic lesions on T1w (ATLAS v2.0) are dark.

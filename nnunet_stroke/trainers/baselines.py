@@ -51,7 +51,7 @@ class nnUNetTrainerUNETR(NoDeepSupervisionMixin, PresetTrainer):
 
     network_preset, tiny_preset = "unetr", "unetr_tiny"
     paper = "Hatamizadeh et al., UNETR, WACV 2022"
-    param_check = "99.1 M (feature size 16, hidden 768, 3 channels, 2 classes, 96^3): MONAI UNETR, reference/anchors.md"
+    param_check = "99.1 M (feature size 16, hidden 768, 3 channels, 2 classes, 96^3): MONAI UNETR instantiated with these settings"
 
 
 class nnUNetTrainerSwinUNETR(NoDeepSupervisionMixin, PresetTrainer):
@@ -59,7 +59,7 @@ class nnUNetTrainerSwinUNETR(NoDeepSupervisionMixin, PresetTrainer):
 
     network_preset, tiny_preset = "swin_unetr", "swin_unetr_tiny"
     paper = "Hatamizadeh et al., Swin UNETR, BrainLes 2021"
-    param_check = "62.2 M (feature size 48, 3 channels, 2 classes): MONAI SwinUNETR, reference/anchors.md"
+    param_check = "62.2 M (feature size 48, 3 channels, 2 classes): MONAI SwinUNETR instantiated with these settings"
 
 
 class nnUNetTrainerTransUNet(PresetTrainer):
@@ -75,7 +75,7 @@ class nnUNetTrainerUMambaBotCPU(PresetTrainer):
 
     network_preset, tiny_preset = "umamba_bot", "umamba_bot_tiny"
     paper = "Ma et al., U-Mamba, arXiv 2401.04722"
-    param_check = "bottleneck MambaLayer 675,200 + 640 at C=320: mamba-ssm v1 Mamba, reference/mamba_cpu.md"
+    param_check = "bottleneck MambaLayer 675,200 + 640 at C=320: mamba-ssm v1 Mamba (mamba_simple.py) instantiated"
 
 
 class nnUNetTrainerUMambaEncCPU(PresetTrainer):
@@ -91,7 +91,7 @@ class nnUNetTrainerSegMamba(NoDeepSupervisionMixin, PresetTrainer):
 
     network_preset, tiny_preset = "segmamba", "segmamba_tiny"
     paper = "Xing et al., SegMamba, MICCAI 2024"
-    param_check = "67.4 M default (4 channels, 3 classes), Mamba layers 31,488-1,122,816: reference code, reference/mamba_cpu.md"
+    param_check = "67.4 M default (4 channels, 3 classes), Mamba layers 31,488-1,122,816: SegMamba reference code (ge-xing/SegMamba) instantiated"
 
 
 class nnUNetTrainerSTUNet_S(PresetTrainer):
