@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         "reference grid, checks the mask values and writes the uint8 label; FLAIR is resampled and written.", "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 
 

@@ -24,14 +24,14 @@ def run(trainer: str) -> dict:
     with tempfile.TemporaryDirectory() as workdir:
         subprocess.run(["nnunet-stroke", "demo", "--workdir", workdir, "--trainer", trainer], check=True,
                        env=dict(os.environ))
-        return json.loads((Path(workdir) / "summary.json").read_text())
+        return json.loads((Path(workdir) / "summary.json").read_text(encoding="utf-8"))
 
 
 def main() -> None:
     trainers = sys.argv[1:] or ["nnUNetTrainerStrokeUNet_Tiny"]
     existing = {}
     if RESULTS.exists():  # keep rows of trainers not rerun now
-        for line in RESULTS.read_text().splitlines():
+        for line in RESULTS.read_text(encoding="utf-8").splitlines():
             if line.startswith("| nnUNetTrainer"):
                 existing[line.split("|")[1].strip()] = line
     for trainer in trainers:
@@ -48,7 +48,7 @@ def main() -> None:
         "Dice with both-empty = 1; threshold baseline = best global z-scored DWI threshold chosen on the "
         "fold's training cases. Bars: < 600 s, Dice >= 0.70, >= 0.15 above the baseline.\n\n"
         "| trainer | test cases | mean Dice | Dice (lesion cases) | lesion F1 | DWI threshold Dice | wall s | bars met |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(existing.values()) + "\n")
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(existing.values()) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

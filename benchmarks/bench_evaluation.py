@@ -125,8 +125,8 @@ def main() -> None:
         f"| nnunet-stroke evaluate | {ours_seconds:.1f} | {ours_seconds / args.cases:.3f} | "
         f"{ours_seconds / nnunet_seconds:.2f} |\n\n"
         f"Dice agrees with nnU-Net's on the {len(both)} cases where nnU-Net defines it (max abs difference "
-        f"{max_difference:.1e}); nnU-Net leaves both-empty cases out (NaN), ISLES'22 scores them 1.\n")
-    print(RESULTS.read_text())
+        f"{max_difference:.1e}); nnU-Net leaves both-empty cases out (NaN), ISLES'22 scores them 1.\n", encoding="utf-8")
+    print(RESULTS.read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

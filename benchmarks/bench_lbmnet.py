@@ -166,7 +166,7 @@ def main() -> None:
     lines += ["", "The paper reports 66.42 M parameters and 54.80 G FLOPs for LBMNet without naming the input "
               "size or the MAC/FLOP convention (section 5).", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {RESULTS}")
 
 

@@ -40,7 +40,7 @@ WORKER_TIMEOUT_S = 900
 
 
 def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
@@ -130,7 +130,7 @@ def rows_to_measure(only: list[str]) -> list[tuple[str, str | None, str]]:
 def run_worker(preset: str, tiny: str | None) -> dict:
     command = [sys.executable, __file__, "--worker", preset] + ([tiny] if tiny else [])
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+        done = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=WORKER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return {"error": f"failed: timed out after {WORKER_TIMEOUT_S} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -184,7 +184,7 @@ could not run says why.
 def write_result(text: str) -> None:
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     temporary = RESULT.with_suffix(".md.tmp")
-    temporary.write_text(text + "\n")
+    temporary.write_text(text + "\n", encoding="utf-8")
     temporary.replace(RESULT)
 
 

@@ -47,8 +47,8 @@ def plan_phantom(root: Path, cases: int) -> dict:
     raw = isles22.convert(write_phantom(root / "source", "isles22", cases=cases, seed=0), DATASET_ID, num_processes=1)
     subprocess.run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "--no_pp", "-npfp", "1"],
                    check=True, capture_output=True, env={**os.environ, "nnUNet_n_proc_DA": "1"})
-    plans = json.loads((root / "nnUNet_preprocessed" / raw.name / "nnUNetPlans.json").read_text())
-    return {"plans": plans, "dataset_json": json.loads((raw / "dataset.json").read_text())}
+    plans = json.loads((root / "nnUNet_preprocessed" / raw.name / "nnUNetPlans.json").read_text(encoding="utf-8"))
+    return {"plans": plans, "dataset_json": json.loads((raw / "dataset.json").read_text(encoding="utf-8"))}
 
 
 def _parameters(module) -> int:
@@ -187,7 +187,7 @@ def write_results(command, planned, rows, reference, args, load_start, load_end)
     for name, paper, classifier, decoder in reference:
         lines.append(f"| {name} | {paper:.1f} | {classifier / 1e6:.2f} | {classifier / 1e6 / paper - 1:+.1%} | "
                      f"{decoder / 1e6:.2f} |")
-    RESULTS.write_text("\n".join(lines) + "\n")
+    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

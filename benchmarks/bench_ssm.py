@@ -117,7 +117,7 @@ def measure(method, mode, size, repeats):
 
 
 def _status_kb(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"/proc/self/status has no {field} (this benchmark needs Linux)")
@@ -125,7 +125,7 @@ def _status_kb(field):
 
 def _reset_peak_rss():
     """Reset the peak resident set size to the current one (Linux >= 4.0); returns it in kB."""
-    Path("/proc/self/clear_refs").write_text("5")
+    Path("/proc/self/clear_refs").write_text("5", encoding="utf-8")
     return _status_kb("VmRSS")
 
 
@@ -143,7 +143,7 @@ def _child(*args):
     # tracks live memory (the dynamic threshold would keep freed temporaries resident and reuse them)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], check=True,
-                         capture_output=True, text=True, env=env)
+                         capture_output=True, text=True, encoding="utf-8", errors="replace", env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

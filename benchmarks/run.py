@@ -25,8 +25,8 @@ Ratios are taken side by side within one run.
 
 def assemble() -> Path:
     sections = sorted((HERE / "results").glob("*.md"))
-    text = HEADER + "".join("\n" + s.read_text().strip() + "\n" for s in sections)
-    (HERE / "RESULTS.md").write_text(text)
+    text = HEADER + "".join("\n" + s.read_text(encoding="utf-8").strip() + "\n" for s in sections)
+    (HERE / "RESULTS.md").write_text(text, encoding="utf-8")
     return HERE / "RESULTS.md"
 
 

@@ -210,7 +210,7 @@ def lesion_record(case: str, mask: np.ndarray, spacing_mm: Sequence[float], conn
 
 
 def write_cases_csv(path: Path, records: Sequence[CaseRecord]) -> None:
-    with open(path, "w", newline="") as handle:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CASES_CSV_COLUMNS)
         writer.writeheader()
         for record in sorted(records, key=lambda r: r.case):

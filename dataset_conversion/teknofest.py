@@ -158,7 +158,7 @@ def assign_duplicate_groups(records: list[dict]) -> list[list[dict]]:
 
 
 def write_cases_table(path: Path, records: list[dict]) -> None:
-    with open(path, "w", newline="") as handle:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(sorted(records, key=lambda r: r["case"]))

@@ -19,6 +19,7 @@ DEMO_DATASET_NAME = "ISLES22Phantom"
 DEMO_CASES = 50
 DEMO_SEED = 0
 DEMO_FOLD = 5
+DEMO_EPOCHS = 24  # x 25 iterations: the _Tiny schedule shortened to fit the demo's ten minutes on two cores
 CONFIGURATION = "3d_fullres"
 
 
@@ -53,6 +54,7 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     from nnunet_stroke.threshold_baseline import threshold_baseline
 
     cores = os.cpu_count() or 1
+    os.environ.setdefault("NNUNET_STROKE_TINY_EPOCHS", str(DEMO_EPOCHS))
     _step(f"1/7 phantom: {cases} cases in the ISLES 2022 layout")
     source_root = workdir / "phantom"
     shutil.rmtree(source_root, ignore_errors=True)
@@ -65,7 +67,7 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     preprocess([DEMO_DATASET_ID], configurations=(CONFIGURATION,), num_processes=(cores,))
     _step("4/7 splits: folds 0-4 5-fold CV, folds 5-9 repeated 8:1:1")
     splits_path = write_splits(DEMO_DATASET_ID, seed=DEMO_SEED, stratify="volume")
-    train_cases = json.loads(splits_path.read_text())[DEMO_FOLD]["train"]
+    train_cases = json.loads(splits_path.read_text(encoding="utf-8"))[DEMO_FOLD]["train"]
     test_cases = heldout_cases(DEMO_DATASET_ID, DEMO_FOLD)
     _step(f"5/7 train {trainer} on fold {DEMO_FOLD} (CPU)")
     # nnU-Net's own training loop; its final validation of the fold's val cases is skipped here because
@@ -78,7 +80,7 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     summary = summarise(metrics, trainer, baseline_dice, time.time() - started)
     summary["threshold_baseline_z"] = threshold
     write_report(workdir, trainer, metrics)
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print_table(metrics, summary)
     return summary
 

@@ -21,7 +21,7 @@ def heldout_cases(dataset: str | int, fold: int) -> list[str]:
     path = Path(nnUNet_preprocessed) / maybe_convert_to_dataset_name(dataset) / "heldout_test.json"
     if not path.is_file():
         raise UserError(f"{path} is missing; write the splits first: `nnunet-stroke splits {dataset}`")
-    heldout = json.loads(path.read_text())
+    heldout = json.loads(path.read_text(encoding="utf-8"))
     if str(fold) not in heldout:
         raise UserError(f"fold {fold} has no held-out test set in {path}; folds {', '.join(heldout)} have one")
     return heldout[str(fold)]
@@ -49,7 +49,7 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
         raise UserError(f"{model_folder / f'fold_{fold}' / checkpoint} is missing; train the fold first: "
                         f"`nnunet-stroke train {dataset} {configuration} {fold} -tr {trainer} -p {plans}`")
     raw = Path(nnUNet_raw) / maybe_convert_to_dataset_name(dataset)
-    dataset_json = json.loads((raw / "dataset.json").read_text())
+    dataset_json = json.loads((raw / "dataset.json").read_text(encoding="utf-8"))
     ending, channels = dataset_json["file_ending"], len(dataset_json["channel_names"])
     output = model_folder / f"fold_{fold}" / "heldout_test"
     output.mkdir(exist_ok=True)

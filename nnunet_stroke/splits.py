@@ -52,7 +52,7 @@ def read_cases_csv(path: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         raise UserError(f"{path} is missing; it is written by `nnunet-stroke convert`. Re-convert the dataset, "
                         "or drop --stratify/--group")
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         return {row["case"]: row for row in csv.DictReader(handle)}
 
 
@@ -126,7 +126,7 @@ def raw_cases(raw_dataset: Path) -> list[str]:
     dataset_json = raw_dataset / "dataset.json"
     if not dataset_json.is_file():
         raise UserError(f"{dataset_json} is missing; is {raw_dataset} an nnU-Net raw dataset?")
-    ending = json.loads(dataset_json.read_text())["file_ending"]
+    ending = json.loads(dataset_json.read_text(encoding="utf-8"))["file_ending"]
     cases = sorted(p.name[: -len(ending)] for p in (raw_dataset / "labelsTr").glob(f"*{ending}"))
     if not cases:
         raise UserError(f"no labels in {raw_dataset / 'labelsTr'}; convert the dataset first")
@@ -150,6 +150,6 @@ def write_splits(dataset: str | int, seed: int = 0, stratify: str | None = None,
     out.mkdir(parents=True, exist_ok=True)
     for filename, content in (("splits_final.json", splits), ("heldout_test.json", heldout)):
         tmp = out / f".{filename}.tmp"
-        tmp.write_text(json.dumps(content, indent=1))
+        tmp.write_text(json.dumps(content, indent=1), encoding="utf-8")
         tmp.replace(out / filename)
     return out / "splits_final.json"

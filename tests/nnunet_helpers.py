@@ -25,15 +25,15 @@ class PlannedDataset:
 
     @property
     def plans(self) -> dict:
-        return json.loads((self.preprocessed / "nnUNetPlans.json").read_text())
+        return json.loads((self.preprocessed / "nnUNetPlans.json").read_text(encoding="utf-8"))
 
     @property
     def dataset_json(self) -> dict:
-        return json.loads((self.raw / "dataset.json").read_text())
+        return json.loads((self.raw / "dataset.json").read_text(encoding="utf-8"))
 
     @property
     def heldout(self) -> dict[str, list[str]]:
-        return json.loads((self.preprocessed / "heldout_test.json").read_text())
+        return json.loads((self.preprocessed / "heldout_test.json").read_text(encoding="utf-8"))
 
 
 def plan_phantom(source_root: Path, dataset_id: int, cases: int = PHANTOM_CASES, shape=PHANTOM_SHAPE) -> PlannedDataset:
@@ -46,7 +46,7 @@ def plan_phantom(source_root: Path, dataset_id: int, cases: int = PHANTOM_CASES,
     source = write_phantom(source_root, "isles22", cases=cases, seed=0, shape=shape)
     raw = isles22.convert(source, dataset_id, num_processes=1)
     plan = subprocess.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", CONFIGURATION,
-                           "--verify_dataset_integrity", "-np", "1", "-npfp", "1"], capture_output=True, text=True,
+                           "--verify_dataset_integrity", "-np", "1", "-npfp", "1"], capture_output=True, text=True, encoding="utf-8", errors="replace",
                           env={**os.environ, "nnUNet_n_proc_DA": "1"})  # the planner sets torch threads from it
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
     write_splits(dataset_id, seed=0)

@@ -41,7 +41,7 @@ def raw_mask_stack(release: Path, case: str) -> np.ndarray:
 
 
 def test_layout_of_phantom_matches_the_cited_release_paths(release):
-    lines = [l.strip() for l in FIXTURE.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    lines = [l.strip() for l in FIXTURE.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("#")]
     generic = {re.sub(r"dicom-\d", "dicom-0", re.sub(r"/\d{7}(/|$)", r"/<case_id>\1", str(p.relative_to(release))))
                for p in release.rglob("*") if p.is_dir() or p.name == "000.png"}
     expected = {l.rstrip("/") for l in lines}
@@ -53,9 +53,9 @@ def test_converts_release_into_a_valid_3d_ct_dataset(release, raw):
 
     out = aisd.convert(release, 981, num_processes=1)
     verify_dataset_integrity(str(out), 1)
-    dataset = json.loads((out / "dataset.json").read_text())
+    dataset = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert dataset["channel_names"] == {"0": "CT"} and dataset["labels"] == {"background": 0, "ischemic_lesion": 1}
-    with open(out / "cases.csv", newline="") as handle:
+    with open(out / "cases.csv", newline="", encoding="utf-8") as handle:
         table = {row["case"]: row for row in csv.DictReader(handle)}
     cases = sorted(p.name for p in (release / "mask" / "mask").iterdir())
     assert sorted(table) == cases and dataset["numTraining"] == len(cases)
@@ -155,7 +155,7 @@ def test_nan_voxels_are_an_error(release, raw, monkeypatch):
 
 def test_refuses_a_taken_dataset_id_unless_overwrite(release, raw):
     first = aisd.convert(release, 985, num_processes=1)
-    (first / "marker.txt").write_text("first")
+    (first / "marker.txt").write_text("first", encoding="utf-8")
     with pytest.raises(UserError, match="already taken"):
         aisd.convert(release, 985, num_processes=1)
     assert (first / "marker.txt").exists()

@@ -50,9 +50,9 @@ def read(path: Path) -> np.ndarray:
 def test_training_and_testing_parts(tree, raw, monkeypatch):
     out = atlas2.convert(tree, 980, num_processes=1)
     verify_with_nnunet(out, monkeypatch)
-    dataset = json.loads((out / "dataset.json").read_text())
+    dataset = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert dataset["channel_names"] == {"0": "T1w"} and dataset["numTraining"] == CASES
-    rows = list(csv.DictReader(open(out / "cases.csv")))
+    rows = list(csv.DictReader(open(out / "cases.csv", encoding="utf-8")))
     assert sorted(r["case"] for r in rows) == sorted(subject(i)[1] for i in range(CASES))
     for row in rows:
         index = next(i for i in range(CASES) if subject(i)[1] == row["case"])
@@ -63,7 +63,7 @@ def test_training_and_testing_parts(tree, raw, monkeypatch):
         np.testing.assert_array_equal(read(out / "labelsTr" / f"{row['case']}.nii.gz"), mask)
     test_cases = sorted(p.name for p in (out / "imagesTs").iterdir())
     assert test_cases == sorted(f"{subject(i)[1]}_0000.nii.gz" for i in range(CASES, CASES + 3))
-    test_rows = list(csv.DictReader(open(out / "cases_test.csv")))
+    test_rows = list(csv.DictReader(open(out / "cases_test.csv", encoding="utf-8")))
     assert [(r["case"], r["site"], r["lesion_volume_ml"]) for r in test_rows] == \
         [(subject(i)[1], subject(i)[0], "") for i in range(CASES, CASES + 3)]
 

@@ -64,10 +64,10 @@ def test_both_layouts_convert_and_pass_nnunet_integrity_check(trees, raw, layout
     out = isles22.convert(trees[layout], 990, num_processes=1)
     assert out == raw / "Dataset990_ISLES22" and sorted(p.name for p in raw.iterdir()) == [out.name]
     verify_with_nnunet(out, monkeypatch)
-    dataset = json.loads((out / "dataset.json").read_text())
+    dataset = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert dataset["channel_names"] == {"0": "DWI", "1": "ADC"}
     assert dataset["labels"] == {"background": 0, "lesion": 1} and dataset["numTraining"] == CASES
-    rows = list(csv.DictReader(open(out / "cases.csv")))
+    rows = list(csv.DictReader(open(out / "cases.csv", encoding="utf-8")))
     assert list(rows[0]) == ["case", "lesion_volume_ml", "lesion_count", "site", "class"]
     for index, row in enumerate(rows):
         case = f"sub-strokecase{index + 1:04d}"
@@ -86,7 +86,7 @@ def test_both_layouts_convert_and_pass_nnunet_integrity_check(trees, raw, layout
 def test_with_flair_resamples_onto_dwi_grid(trees, raw, monkeypatch):
     out = isles22.convert(trees["isles22"], 991, with_flair=True, num_processes=1)
     verify_with_nnunet(out, monkeypatch)
-    assert json.loads((out / "dataset.json").read_text())["channel_names"]["2"] == "FLAIR"
+    assert json.loads((out / "dataset.json").read_text(encoding="utf-8"))["channel_names"]["2"] == "FLAIR"
     for case in ("sub-strokecase0001", "sub-strokecase0005"):  # identity and rotated direction
         source = case_paths(trees["isles22"], case, github_layout=False)
         dwi, flair = sitk.ReadImage(str(source["dwi"])), sitk.ReadImage(str(source["flair"]))
@@ -184,7 +184,7 @@ def test_not_an_isles_tree(tmp_path, raw):
 def test_existing_id_refused_unless_overwrite(trees, raw):
     first = isles22.convert(trees["isles22"], 995, name="First", num_processes=1)
     marker = first / "marker.txt"
-    marker.write_text("kept")
+    marker.write_text("kept", encoding="utf-8")
     with pytest.raises(UserError, match="--overwrite"):
         isles22.convert(trees["isles22"], 995, name="Second", num_processes=1)
     assert marker.exists() and sorted(p.name for p in raw.iterdir()) == ["Dataset995_First"]

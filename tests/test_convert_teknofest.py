@@ -34,12 +34,12 @@ def raw(tmp_path, monkeypatch) -> Path:
 
 
 def read_table(path: Path) -> dict[str, dict[str, str]]:
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         return {row["case"]: row for row in csv.DictReader(handle)}
 
 
 def test_layout_of_phantom_matches_the_cited_release_paths(release):
-    lines = [l.strip() for l in FIXTURE.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    lines = [l.strip() for l in FIXTURE.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("#")]
     fixture_folders = {l.rstrip("/") for l in lines if l.endswith("/")}
     base = release.parent
     phantom_folders = {str(p.relative_to(base)) for p in base.rglob("*") if p.is_dir()}
@@ -59,7 +59,7 @@ def test_converts_release_into_a_valid_2d_dataset(release, raw):
     out = teknofest.convert(release, 971, num_processes=1)
     assert out == raw / "Dataset971_TEKNOFEST"
     verify_dataset_integrity(str(out), 1)
-    dataset = json.loads((out / "dataset.json").read_text())
+    dataset = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert dataset["labels"] == {"background": 0, "ischemic": 1, "hemorrhagic": 2}
     assert dataset["channel_names"] == {"0": "zscore"} and dataset["file_ending"] == ".png"
     assert dataset["overwrite_image_reader_writer"] == "NaturalImage2DIO"
@@ -162,10 +162,10 @@ def test_errors_name_the_case_and_leave_nothing_behind(release, raw, tmp_path, d
 def test_refuses_a_taken_dataset_id_unless_overwrite(release, raw):
     first = teknofest.convert(release, 974, num_processes=1)
     marker = first / "marker.txt"
-    marker.write_text("first conversion")
+    marker.write_text("first conversion", encoding="utf-8")
     with pytest.raises(UserError, match="already taken"):
         teknofest.convert(release, 974, name="OTHER", num_processes=1)
-    assert marker.read_text() == "first conversion" and sorted(p.name for p in raw.iterdir()) == [first.name]
+    assert marker.read_text(encoding="utf-8") == "first conversion" and sorted(p.name for p in raw.iterdir()) == [first.name]
     again = teknofest.convert(release, 974, overwrite=True, num_processes=1)
     assert again == first and not marker.exists()
 

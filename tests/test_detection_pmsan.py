@@ -63,7 +63,7 @@ def test_head_weights_change_the_probability_but_not_the_segmentation(planned_ph
         out = tmp_path / name
         out.mkdir()  # as nnUNetv2_predict does before predicting
         tiny_predictor(planned_phantom, params).predict_from_files_sequential(inputs, str(out))
-        detection = json.loads((out / "detection.json").read_text())
+        detection = json.loads((out / "detection.json").read_text(encoding="utf-8"))
         assert list(detection) == [case] and 0.0 <= detection[case] <= 1.0
         results[name] = (detection[case], sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}.nii.gz"))))
     assert results["shifted"][0] > results["original"][0]  # +2 on the logit of every tile

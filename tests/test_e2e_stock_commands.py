@@ -20,7 +20,7 @@ def test_stock_train_and_predict_find_our_trainer(planned_phantom, tmp_path):
     env = stock_env()
     fold = "5"
     train = subprocess.run(["nnUNetv2_train", str(planned_phantom.dataset_id), "3d_fullres", fold, "-tr", TRAINER,
-                            "-device", "cpu"], env=env, capture_output=True, text=True)
+                            "-device", "cpu"], env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     assert "nnunet_stroke" in train.stdout + train.stderr  # the class came from our package
 
@@ -33,7 +33,7 @@ def test_stock_train_and_predict_find_our_trainer(planned_phantom, tmp_path):
     predict = subprocess.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d",
                               str(planned_phantom.dataset_id), "-c", "3d_fullres", "-f", fold, "-tr", TRAINER,
                               "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"],
-                             env=env, capture_output=True, text=True)
+                             env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
     for case in cases:
         prediction = sitk.ReadImage(str(tmp_path / "out" / f"{case}.nii.gz"))
@@ -46,7 +46,7 @@ def test_stock_train_and_predict_find_our_trainer(planned_phantom, tmp_path):
     assert main(["predict-heldout", str(planned_phantom.dataset_id), "-f", fold, "-tr", TRAINER, "--disable_tta",
                  "-device", "cpu"]) == 0
     fold_folder = next(planned_phantom.raw.parents[1].joinpath("nnUNet_results").rglob(f"{TRAINER}__*/fold_{fold}"))
-    metrics = (fold_folder / "heldout_test" / "metrics.json").read_text()
+    metrics = (fold_folder / "heldout_test" / "metrics.json").read_text(encoding="utf-8")
     for case in planned_phantom.heldout[fold]:
         assert f'"{case}"' in metrics
 
@@ -55,5 +55,5 @@ def test_stock_commands_fail_without_the_shim(planned_phantom):
     env = dict(stock_env())
     env.pop("nnUNet_extTrainer")
     train = subprocess.run(["nnUNetv2_train", str(planned_phantom.dataset_id), "3d_fullres", "5", "-tr", TRAINER,
-                            "-device", "cpu"], env=env, capture_output=True, text=True)
+                            "-device", "cpu"], env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert train.returncode != 0 and "Could not find requested nnunet trainer" in train.stdout + train.stderr

@@ -42,7 +42,7 @@ def make_dataset(root, n_empty_ref=1):
         write_nifti(root / "imagesTr" / f"{case}_0000.nii.gz", np.ones(SHAPE, np.float32))
         lesion = np.where(prediction > 0, 0.7, 0.1).astype(np.float32)
         np.savez_compressed(root / "pred" / f"{case}.npz", probabilities=np.stack([1 - lesion, lesion]))
-    (root / "detection.json").write_text(json.dumps({"case_a": 0.9, "case_b": 0.6, "case_c": 0.2}))
+    (root / "detection.json").write_text(json.dumps({"case_a": 0.9, "case_b": 0.6, "case_c": 0.2}), encoding="utf-8")
     return cases
 
 
@@ -140,7 +140,7 @@ def test_2d_png_multiclass_any_foreground_and_per_class(tmp_path):
         (tmp_path / folder).mkdir()
         io.imsave(tmp_path / folder / "slice1.png", array, check_contrast=False)
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "ischemic": 1,
-                                                                  "hemorrhagic": 2}, "file_ending": ".png"}))
+                                                                  "hemorrhagic": 2}, "file_ending": ".png"}), encoding="utf-8")
     with pytest.warns(UserWarning):
         metrics = evaluate_folders(tmp_path / "labelsTr", tmp_path / "pred", file_ending=None, per_class=True,
                                    num_processes=1, progress=False)
@@ -197,7 +197,7 @@ def test_bad_input_is_a_clear_error_naming_the_case(dataset, problem, message):
 
 def test_detection_json_must_cover_every_case(dataset):
     root, _ = dataset
-    (root / "detection.json").write_text(json.dumps({"case_a": 0.9}))
+    (root / "detection.json").write_text(json.dumps({"case_a": 0.9}), encoding="utf-8")
     with pytest.raises(UserError, match="no probability for case case_b"):
         evaluate_folders(root / "labelsTr", root / "pred", detection_json=root / "detection.json",
                          num_processes=1, progress=False)
@@ -208,7 +208,7 @@ def test_cli_writes_metrics_and_exits_2_on_user_errors(dataset, capsys):
     out = root / "out" / "metrics.json"
     assert main(["evaluate", "--ref", str(root / "labelsTr"), "--pred", str(root / "pred"), "--protocol", "lbmnet",
                  "-np", "1", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["protocol"] == "lbmnet"
+    assert json.loads(out.read_text(encoding="utf-8"))["protocol"] == "lbmnet"
     assert "warning: only 2 positive and 1 negative" in capsys.readouterr().err
     assert main(["evaluate", "--ref", str(root / "labelsTr"), "--pred", str(root / "nowhere"),
                  "--out", str(root / "x.json")]) == 2

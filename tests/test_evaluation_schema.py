@@ -25,7 +25,7 @@ def test_metrics_json_schema(tmp_path):
                                    probabilities_dir=tmp_path / "pred", detection_json=tmp_path / "detection.json",
                                    num_processes=1, progress=False)
     write_metrics(metrics, tmp_path / "metrics.json")
-    text = (tmp_path / "metrics.json").read_text()
+    text = (tmp_path / "metrics.json").read_text(encoding="utf-8")
     written = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))
     assert written == load_metrics(tmp_path / "metrics.json")
     assert set(written) == TOP_LEVEL

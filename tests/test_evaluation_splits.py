@@ -44,9 +44,9 @@ def test_cv_folds_are_evaluated_with_ref_and_files_are_a_group(tmp_path):
     files = [results / f"fold_{fold}" / "validation" / "metrics.json" for fold in (0, 1)]
     out = tmp_path / "summary.json"
     assert main(["evaluate-splits", *map(str, files), "--out", str(out)]) == 0
-    (group,) = json.loads(out.read_text())["groups"]
+    (group,) = json.loads(out.read_text(encoding="utf-8"))["groups"]
     assert group["kind"] == "splits" and group["across_splits"]["dice"]["n_splits"] == 2
-    assert "| 2 given splits | 2 | 25.00 ± 0.00 |" in out.with_suffix(".md").read_text()
+    assert "| 2 given splits | 2 | 25.00 ± 0.00 |" in out.with_suffix(".md").read_text(encoding="utf-8")
 
 
 def test_mixed_protocols_are_refused(tmp_path):

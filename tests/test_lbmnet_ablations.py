@@ -113,8 +113,8 @@ def test_every_lbmnet_trainer_has_a_tiny_preset_that_only_shrinks_the_scale():
     assert len(trainers) == 2 + len(lbmnet_trainers.ABLATIONS)
     folder = resources.files("nnunet_stroke.network_configs")
     for trainer in trainers:
-        paper = json.loads((folder / f"{trainer.network_preset}.json").read_text())
-        small = json.loads((folder / f"{trainer.tiny_preset}.json").read_text())
+        paper = json.loads((folder / f"{trainer.network_preset}.json").read_text(encoding="utf-8"))
+        small = json.loads((folder / f"{trainer.tiny_preset}.json").read_text(encoding="utf-8"))
         assert paper["architecture"] == small["architecture"]
         differing = {k for k in paper["params"].keys() | small["params"].keys()
                      if paper["params"].get(k) != small["params"].get(k)}

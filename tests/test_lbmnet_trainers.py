@@ -60,7 +60,7 @@ def test_tiny_lbmnet_trains_and_predicts_through_the_stock_commands(planned_phan
     env = dict(os.environ, NNUNET_STROKE_TINY_EPOCHS="1", NNUNET_STROKE_TINY_ITERATIONS="2")
     fold = "5"
     train = subprocess.run(["nnUNetv2_train", str(planned_phantom.dataset_id), "3d_fullres", fold, "-tr", TRAINER,
-                            "-device", "cpu"], env=env, capture_output=True, text=True)
+                            "-device", "cpu"], env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     results = planned_phantom.raw.parents[1] / "nnUNet_results" / planned_phantom.name
     checkpoint = torch.load(next(results.glob(f"{TRAINER}__*/fold_{fold}/checkpoint_final.pth")),
@@ -76,7 +76,7 @@ def test_tiny_lbmnet_trains_and_predicts_through_the_stock_commands(planned_phan
     predict = subprocess.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d",
                               str(planned_phantom.dataset_id), "-c", "3d_fullres", "-f", fold, "-tr", TRAINER,
                               "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"],
-                             env=env, capture_output=True, text=True)
+                             env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
     prediction = sitk.ReadImage(str(tmp_path / "out" / f"{case}.nii.gz"))
     reference = sitk.ReadImage(str(planned_phantom.raw / "labelsTr" / f"{case}.nii.gz"))

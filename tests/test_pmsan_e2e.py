@@ -24,7 +24,7 @@ def test_distillation_step_and_detection_through_stock_commands(planned_phantom,
     results = Path(os.environ["nnUNet_results"]) / planned_phantom.name
     for trainer in ("nnUNetTrainerPMSAN_XL_Tiny", STUDENT):
         assert (results / f"{trainer}__nnUNetPlans__3d_fullres" / "fold_5" / "checkpoint_final.pth").is_file()
-    log = next((results / f"{STUDENT}__nnUNetPlans__3d_fullres" / "fold_5").glob("training_log_*.txt")).read_text()
+    log = next((results / f"{STUDENT}__nnUNetPlans__3d_fullres" / "fold_5").glob("training_log_*.txt")).read_text(encoding="utf-8")
     assert "Teacher: nnUNetTrainerPMSAN_XL_Tiny" in log
     share = float(re.search(r"\(([\d.]+)%\) are slices of teacher tensors", log).group(1))
     assert share >= 50.0
@@ -42,7 +42,7 @@ def test_distillation_step_and_detection_through_stock_commands(planned_phantom,
     out = tmp_path / "out"
     assert run_predict(["-i", str(inputs), "-o", str(out), "-d", str(planned_phantom.dataset_id), "-c", "3d_fullres",
                         "-f", "5", "-tr", STUDENT, "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"]) == 0
-    detection = json.loads((out / "detection.json").read_text())
+    detection = json.loads((out / "detection.json").read_text(encoding="utf-8"))
     assert sorted(detection) == sorted(cases)
     assert all(0.0 <= p <= 1.0 for p in detection.values())
     for case in cases:

@@ -26,7 +26,7 @@ def test_report_writes_tables_and_readable_pngs(two_models):
     root, paths = two_models
     out = root / "report"
     assert main(["report", *map(str, paths), "--names", "A", "B", "--out", str(out)]) == 0
-    text = (out / "report.md").read_text()
+    text = (out / "report.md").read_text(encoding="utf-8")
     for title in ("Segmentation (LBMNet Tables 1 and 4)", "By reference lesion size", "Patient-level detection",
                   "Bland–Altman", "Calibration"):
         assert f"## {title}" in text

@@ -75,8 +75,8 @@ def test_splits_command_writes_nnunet_files(planned_phantom):
     from nnunet_stroke.cli import main
 
     assert main(["splits", str(planned_phantom.dataset_id), "--seed", "4"]) == 0
-    splits = json.loads((planned_phantom.preprocessed / "splits_final.json").read_text())
-    heldout = json.loads((planned_phantom.preprocessed / "heldout_test.json").read_text())
+    splits = json.loads((planned_phantom.preprocessed / "splits_final.json").read_text(encoding="utf-8"))
+    heldout = json.loads((planned_phantom.preprocessed / "heldout_test.json").read_text(encoding="utf-8"))
     cases = sorted(p.name[:-7] for p in (planned_phantom.raw / "labelsTr").glob("*.nii.gz"))
     assert len(splits) == 10 and sorted(heldout) == ["5", "6", "7", "8", "9"]
     assert sorted(splits[0]["train"] + splits[0]["val"]) == cases

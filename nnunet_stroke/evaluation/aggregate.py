@@ -58,7 +58,7 @@ def write_text(path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as stream:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         os.replace(temporary, path)
     except BaseException:
@@ -75,7 +75,7 @@ def load_metrics(path) -> dict:
     from nnunet_stroke.errors import UserError
 
     try:
-        metrics = json.loads(Path(path).read_text())
+        metrics = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise UserError(f"cannot read metrics file {path}: {error}") from None
     if not isinstance(metrics, dict) or not {"protocol", "cases", "aggregate"} <= set(metrics):

@@ -42,7 +42,7 @@ def detect_file_ending(folder: Path) -> str:
     dataset the folder belongs to, else the one known ending its files use."""
     dataset_json = folder.parent / "dataset.json"
     if dataset_json.is_file():
-        ending = json.loads(dataset_json.read_text()).get("file_ending")
+        ending = json.loads(dataset_json.read_text(encoding="utf-8")).get("file_ending")
         if ending:
             return ending
     found = {e for p in folder.iterdir() for e in KNOWN_ENDINGS if p.name.endswith(e) and
@@ -147,7 +147,7 @@ def read_lesion_probability(probabilities_dir: Path, case: str, shape: tuple[int
 def read_detection_json(path: Path, cases: list[str]) -> dict[str, float]:
     """{case: lesion probability} written by `nnunet-stroke predict`; every evaluated case must be there."""
     try:
-        scores = json.loads(Path(path).read_text())
+        scores = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise UserError(f"cannot read detection file {path}: {error}") from None
     missing = [c for c in cases if c not in scores]

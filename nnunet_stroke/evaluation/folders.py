@@ -31,7 +31,7 @@ def _dataset_labels(ref_dir: Path) -> tuple[int, ...] | None:
     dataset_json = ref_dir.parent / "dataset.json"
     if not dataset_json.is_file():
         return None
-    labels = json.loads(dataset_json.read_text()).get("labels", {})
+    labels = json.loads(dataset_json.read_text(encoding="utf-8")).get("labels", {})
     found = {v for v in labels.values() if isinstance(v, int) and v > 0}
     found |= {x for v in labels.values() if isinstance(v, list) for x in v if x > 0}
     return tuple(sorted(found)) or None

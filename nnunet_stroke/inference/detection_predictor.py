@@ -29,10 +29,10 @@ DETECTION_FILE = "detection.json"
 def write_detection_json(folder: str | Path, probabilities: dict[str, float]) -> Path:
     """Merge ``probabilities`` into ``folder/detection.json`` atomically; returns the file."""
     path = Path(folder) / DETECTION_FILE
-    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     merged.update({case: float(p) for case, p in probabilities.items()})
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".detection-", suffix=".json")
-    with os.fdopen(handle, "w") as stream:
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
         json.dump(dict(sorted(merged.items())), stream, indent=2)
     os.replace(temporary, path)
     return path

@@ -64,7 +64,7 @@ def load_preset(name: str) -> dict:
     path = resources.files("nnunet_stroke.network_configs") / f"{name}.json"
     if not path.is_file():
         raise KeyError(f"unknown network preset {name!r}; known presets: {', '.join(preset_names())}")
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def build_network(

@@ -68,5 +68,5 @@ def write_atlas2(out: Path, cases: int, seed: int, shape: tuple[int, int, int] |
         for cohort_dir in sorted(root.glob("*/R*")):
             description = {"Name": f"ATLAS v2.0 layout phantom (synthetic), cohort {cohort_dir.name}",
                            "BIDSVersion": "1.6.0"}
-            (cohort_dir / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n")
+            (cohort_dir / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     return Path(out) / "ATLAS_2"

@@ -94,7 +94,7 @@ def write_isles22(out: Path, cases: int, seed: int, shape: tuple[int, int, int] 
     with staged_root(Path(out) / "ISLES-2022") as root:
         description = {"Name": "ISLES 2022 layout phantom (synthetic)", "BIDSVersion": "1.7.0",
                        "GeneratedBy": [{"Name": "nnunet-stroke phantom", "Seed": seed}]}
-        (root / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n")
+        (root / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
         for index in tqdm(range(cases), desc="phantom isles22", unit="case"):
             write_case(root, index, seed, shape, github_layout)
     return Path(out) / "ISLES-2022"
