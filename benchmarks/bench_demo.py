@@ -1,18 +1,19 @@
 """The demo's figures: wall time, held-out test Dice and lesion-wise F1, and the DWI-threshold baseline.
 
-    python benchmarks/bench_demo.py [TRAINER ...]   (default: nnUNetTrainerStrokeUNet_Tiny)
+    python benchmarks/bench_demo.py [TRAINER ...]            run `nnunet-stroke demo` per trainer (default:
+                                                             nnUNetTrainerStrokeUNet_Tiny) in a fresh folder
+    python benchmarks/bench_demo.py --from-summary S.json ...  record demos already run (their summary.json)
 
-Runs `nnunet-stroke demo --trainer TRAINER` in a fresh temporary folder for each trainer and writes
-benchmarks/results/demo.md. Bars from the project's first issue: under 10 minutes, mean test Dice >= 0.70
-and >= 0.15 above the threshold baseline.
+Writes benchmarks/results/demo.md, keeping rows of trainers not rerun. Bars from the project's first issue:
+under 10 minutes, mean test Dice >= 0.70 and >= 0.15 above the threshold baseline.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -27,28 +28,39 @@ def run(trainer: str) -> dict:
         return json.loads((Path(workdir) / "summary.json").read_text(encoding="utf-8"))
 
 
+def row(s: dict, load: str) -> str:
+    passed = s["wall_seconds"] < 600 and s["mean_dice"] >= 0.70 and s["mean_dice"] - s["threshold_baseline_dice"] >= 0.15
+    return (f"| {s['trainer']} | {s['test_cases']} | {s['mean_dice']:.3f} | {s['mean_dice_lesion_cases']:.3f} "
+            f"| {s['mean_lesion_f1']:.3f} | {s['threshold_baseline_dice']:.3f} | {s['wall_seconds']:.0f} | {load} "
+            f"| {'yes' if passed else 'NO'} |")
+
+
 def main() -> None:
-    trainers = sys.argv[1:] or ["nnUNetTrainerStrokeUNet_Tiny"]
-    existing = {}
-    if RESULTS.exists():  # keep rows of trainers not rerun now
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("trainers", nargs="*")
+    parser.add_argument("--from-summary", nargs="+", type=Path, default=[])
+    args = parser.parse_args()
+    rows = {}
+    if RESULTS.exists():
         for line in RESULTS.read_text(encoding="utf-8").splitlines():
             if line.startswith("| nnUNetTrainer"):
-                existing[line.split("|")[1].strip()] = line
-    for trainer in trainers:
-        s = run(trainer)
-        passed = s["wall_seconds"] < 600 and s["mean_dice"] >= 0.70 and s["mean_dice"] - s["threshold_baseline_dice"] >= 0.15
-        existing[trainer] = (f"| {trainer} | {s['test_cases']} | {s['mean_dice']:.3f} | {s['mean_dice_lesion_cases']:.3f} "
-                             f"| {s['mean_lesion_f1']:.3f} | {s['threshold_baseline_dice']:.3f} | {s['wall_seconds']:.0f} "
-                             f"| {'yes' if passed else 'NO'} |")
+                rows[line.split("|")[1].strip()] = line
+    summaries = [json.loads(p.read_text(encoding="utf-8")) for p in args.from_summary]
+    summaries += [run(t) for t in (args.trainers or ([] if summaries else ["nnUNetTrainerStrokeUNet_Tiny"]))]
+    load = f"{os.getloadavg()[0]:.1f}"
+    for summary in summaries:
+        rows[summary["trainer"]] = row(summary, load)
     RESULTS.write_text(
         "## Demo: whole pipeline on the phantom (CPU)\n\n"
-        f"Command: `python benchmarks/bench_demo.py {' '.join(trainers)}` (runs `nnunet-stroke demo --trainer ...`); "
-        f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch CPU.\n\n"
+        "Command: `nnunet-stroke demo --workdir DIR [--trainer T]`, recorded with "
+        "`python benchmarks/bench_demo.py --from-summary DIR/summary.json` (or run by `python benchmarks/bench_demo.py T`); "
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, torch CPU; load = 1-minute load average when recorded.\n\n"
         "Held-out test cases of fold 5 (the first 8:1:1 repeat of a 50-case phantom, stratified by lesion volume); "
-        "Dice with both-empty = 1; threshold baseline = best global z-scored DWI threshold chosen on the "
-        "fold's training cases. Bars: < 600 s, Dice >= 0.70, >= 0.15 above the baseline.\n\n"
-        "| trainer | test cases | mean Dice | Dice (lesion cases) | lesion F1 | DWI threshold Dice | wall s | bars met |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(existing.values()) + "\n", encoding="utf-8")
+        "Dice with the ISLES'22 rule (both empty = 1, empty reference with any prediction = 0); threshold baseline = "
+        "best global z-scored DWI threshold chosen on the fold's training cases. Bars: < 600 s, Dice >= 0.70, "
+        ">= 0.15 above the baseline.\n\n"
+        "| trainer | test cases | mean Dice | Dice (lesion cases) | lesion F1 | DWI threshold Dice | wall s | load | bars met |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows.values()) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
