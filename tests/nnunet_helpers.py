@@ -87,3 +87,34 @@ def predict_in_process(trainer, planned: PlannedDataset, cases: list[str], outpu
     predictor.predict_from_files_sequential(inputs, [str(output / case) for case in cases], save_probabilities=False,
                                             overwrite=True, folder_with_segs_from_prev_stage=None)
     return output
+
+
+def stock_env() -> dict:
+    """The environment for the stock commands: the test session's folders and a two-iteration _Tiny schedule."""
+    return dict(os.environ, NNUNET_STROKE_TINY_EPOCHS="1", NNUNET_STROKE_TINY_ITERATIONS="2")
+
+
+def run_stock(command: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a stock nnU-Net command; fail the test with the tail of its output when it fails."""
+    done = subprocess.run(command, env=env or stock_env(), capture_output=True, text=True, encoding="utf-8",
+                          errors="replace")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def stock_train(planned: PlannedDataset, trainer: str, fold: str) -> subprocess.CompletedProcess:
+    return run_stock(["nnUNetv2_train", str(planned.dataset_id), CONFIGURATION, fold, "-tr", trainer, "-device", "cpu"])
+
+
+def stock_predict(planned: PlannedDataset, trainer: str, fold: str, cases: list[str], tmp_path: Path) -> Path:
+    """``nnUNetv2_predict`` on copies of ``cases`` from imagesTr; returns the output folder."""
+    import shutil
+
+    inputs, output = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    for case in cases:
+        for image in planned.raw.joinpath("imagesTr").glob(f"{case}_*.nii.gz"):
+            shutil.copy(image, inputs / image.name)
+    run_stock(["nnUNetv2_predict", "-i", str(inputs), "-o", str(output), "-d", str(planned.dataset_id), "-c",
+               CONFIGURATION, "-f", fold, "-tr", trainer, "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"])
+    return output

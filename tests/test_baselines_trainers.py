@@ -1,15 +1,12 @@
 """Baseline trainers on the planned phantom: build from nnU-Net's plans, two training iterations and a
 prediction in-process (tiny variants); U-Mamba Bot through the stock ``nnUNetv2_train``/``nnUNetv2_predict``;
 nnU-Net's ResEnc through ``nnUNetTrainerStrokeUNet`` with ResEnc plans."""
-import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_helpers import predict_in_process, train_in_process
+from nnunet_helpers import predict_in_process, stock_predict, stock_train, train_in_process
 from nnunet_stroke.trainers import TRAINERS
 
 BASELINES = ["nnUNetTrainerUNetPlusPlus", "nnUNetTrainerAttentionUNet", "nnUNetTrainerUNETR", "nnUNetTrainerSwinUNETR",
@@ -40,22 +37,11 @@ def test_tiny_baseline_trains_and_predicts_in_process(name, planned_phantom, tmp
 
 
 def test_umamba_bot_through_the_stock_commands(planned_phantom, tmp_path):
-    env = dict(os.environ, NNUNET_STROKE_TINY_EPOCHS="1", NNUNET_STROKE_TINY_ITERATIONS="2")
     fold = "6"
-    train = subprocess.run(["nnUNetv2_train", str(planned_phantom.dataset_id), "3d_fullres", fold, "-tr",
-                            STOCK_TRAINER, "-device", "cpu"], env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
-    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    stock_train(planned_phantom, STOCK_TRAINER, fold)
     case = planned_phantom.heldout[fold][0]
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for image in planned_phantom.raw.joinpath("imagesTr").glob(f"{case}_*.nii.gz"):
-        shutil.copy(image, inputs / image.name)
-    predict = subprocess.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d",
-                              str(planned_phantom.dataset_id), "-c", "3d_fullres", "-f", fold, "-tr", STOCK_TRAINER,
-                              "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"],
-                             env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
-    assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
-    prediction = sitk.ReadImage(str(tmp_path / "out" / f"{case}.nii.gz"))
+    out = stock_predict(planned_phantom, STOCK_TRAINER, fold, [case], tmp_path)
+    prediction = sitk.ReadImage(str(out / f"{case}.nii.gz"))
     reference = sitk.ReadImage(str(planned_phantom.raw / "labelsTr" / f"{case}.nii.gz"))
     assert prediction.GetSize() == reference.GetSize()
 

@@ -1,6 +1,5 @@
 """LBMNet on nnU-Net plans: shapes and deep supervision for several planned patches and poolings, the
 level mapping of the paper's stem + four encoder stages, SSM placement, gradients, parameter count."""
-import math
 
 import pytest
 import torch

@@ -1,14 +1,12 @@
 """LBMNet trainers: the paper's recipe (section 4.2) against nnU-Net's own defaults, discovery of every
 LBMNet trainer by nnU-Net's lookup, and a tiny LBMNet trained and used for prediction through the stock
 ``nnUNetv2_train`` / ``nnUNetv2_predict`` commands on the planned phantom."""
-import os
-import shutil
-import subprocess
 
 import SimpleITK as sitk
 import numpy as np
 import torch
 
+from nnunet_helpers import stock_predict, stock_train
 from nnunet_stroke.networks.lbmnet import LBMNet
 from nnunet_stroke.trainers import TRAINERS
 from nnunet_stroke.trainers.lbmnet import nnUNetTrainerLBMNet, nnUNetTrainerLBMNet_NnunetSchedule
@@ -57,11 +55,8 @@ def test_nnunet_finds_every_lbmnet_trainer_and_builds_its_tiny_network(planned_p
 
 
 def test_tiny_lbmnet_trains_and_predicts_through_the_stock_commands(planned_phantom, tmp_path):
-    env = dict(os.environ, NNUNET_STROKE_TINY_EPOCHS="1", NNUNET_STROKE_TINY_ITERATIONS="2")
     fold = "5"
-    train = subprocess.run(["nnUNetv2_train", str(planned_phantom.dataset_id), "3d_fullres", fold, "-tr", TRAINER,
-                            "-device", "cpu"], env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
-    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    stock_train(planned_phantom, TRAINER, fold)
     results = planned_phantom.raw.parents[1] / "nnUNet_results" / planned_phantom.name
     checkpoint = torch.load(next(results.glob(f"{TRAINER}__*/fold_{fold}/checkpoint_final.pth")),
                             map_location="cpu", weights_only=False)
@@ -69,16 +64,8 @@ def test_tiny_lbmnet_trains_and_predicts_through_the_stock_commands(planned_phan
     assert any("ssm" in key or "mixers" in key for key in checkpoint["network_weights"])
 
     case = planned_phantom.heldout[fold][0]
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for image in planned_phantom.raw.joinpath("imagesTr").glob(f"{case}_*.nii.gz"):
-        shutil.copy(image, inputs / image.name)
-    predict = subprocess.run(["nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d",
-                              str(planned_phantom.dataset_id), "-c", "3d_fullres", "-f", fold, "-tr", TRAINER,
-                              "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"],
-                             env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
-    assert predict.returncode == 0, predict.stdout[-3000:] + predict.stderr[-3000:]
-    prediction = sitk.ReadImage(str(tmp_path / "out" / f"{case}.nii.gz"))
+    out = stock_predict(planned_phantom, TRAINER, fold, [case], tmp_path)
+    prediction = sitk.ReadImage(str(out / f"{case}.nii.gz"))
     reference = sitk.ReadImage(str(planned_phantom.raw / "labelsTr" / f"{case}.nii.gz"))
     assert prediction.GetSize() == reference.GetSize() and prediction.GetSpacing() == reference.GetSpacing()
     assert set(np.unique(sitk.GetArrayFromImage(prediction))) <= {0, 1}
