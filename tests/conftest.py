@@ -34,6 +34,15 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_ROOT, ignore_errors=True)
 
 
+@pytest.fixture
+def raw(tmp_path, monkeypatch) -> Path:
+    """An empty ``$nnUNet_raw`` for one test (converter tests check what is, and is not, written there)."""
+    folder = tmp_path / "nnUNet_raw"
+    folder.mkdir()
+    monkeypatch.setenv("nnUNet_raw", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def planned_phantom() -> PlannedDataset:
     """Tiny ISLES 2022 phantom (12 cases, 24x32x32 voxels), Dataset990, planned 3d_fullres, splits written."""

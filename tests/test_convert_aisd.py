@@ -27,14 +27,6 @@ def release(tmp_path_factory) -> Path:
     return write_aisd(tmp_path_factory.mktemp("aisd_src"), cases=3, seed=5, shape=SHAPE)
 
 
-@pytest.fixture
-def raw(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "nnUNet_raw"
-    folder.mkdir()
-    monkeypatch.setenv("nnUNet_raw", str(folder))
-    return folder
-
-
 def raw_mask_stack(release: Path, case: str) -> np.ndarray:
     files = sorted((release / "mask" / "mask" / case).iterdir(), key=lambda p: int(p.stem))
     return np.stack([np.asarray(Image.open(p)) for p in files])

@@ -31,14 +31,6 @@ def tree(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def raw(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "nnUNet_raw"
-    folder.mkdir()
-    monkeypatch.setenv("nnUNet_raw", str(folder))
-    return folder
-
-
-@pytest.fixture()
 def tree_copy(tree, tmp_path) -> Path:
     return Path(shutil.copytree(tree, tmp_path / "ATLAS_2"))
 

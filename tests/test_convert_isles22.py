@@ -31,14 +31,6 @@ def trees(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture()
-def raw(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "nnUNet_raw"
-    folder.mkdir()
-    monkeypatch.setenv("nnUNet_raw", str(folder))
-    return folder
-
-
-@pytest.fixture()
 def bids_copy(trees, tmp_path) -> Path:
     return Path(shutil.copytree(trees["isles22"], tmp_path / "ISLES-2022"))
 

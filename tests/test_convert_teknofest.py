@@ -25,14 +25,6 @@ def release(tmp_path_factory) -> Path:
     return write_teknofest(tmp_path_factory.mktemp("teknofest_src"), cases=10, seed=3, slice_size=SLICE_SIZE)
 
 
-@pytest.fixture
-def raw(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "nnUNet_raw"
-    folder.mkdir()
-    monkeypatch.setenv("nnUNet_raw", str(folder))
-    return folder
-
-
 def read_table(path: Path) -> dict[str, dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as handle:
         return {row["case"]: row for row in csv.DictReader(handle)}
