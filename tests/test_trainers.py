@@ -114,3 +114,36 @@ def test_tiny_trainer_trains_saves_and_predicts_in_process(planned_phantom, tmp_
     predict_in_process(trainer, planned_phantom, [case], tmp_path)
     prediction = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{case}.nii.gz")))
     assert set(np.unique(prediction)) <= {0, 1}
+
+
+def test_channels_last_weights_keep_values_and_outputs():
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
+    from nnunet_stroke.networks.blocks.nd import channels_last_weights
+
+    torch.manual_seed(0)
+    kwargs = dict(input_channels=2, n_stages=3, features_per_stage=[4, 8, 16], conv_op=torch.nn.Conv3d,
+                  kernel_sizes=3, strides=[1, 2, 2], n_conv_per_stage=2, num_classes=2,
+                  n_conv_per_stage_decoder=1, norm_op=torch.nn.InstanceNorm3d, norm_op_kwargs={"affine": True})
+    reference = PlainConvUNet(**kwargs).double()
+    network = PlainConvUNet(**kwargs).double()
+    network.load_state_dict(reference.state_dict())
+    channels_last_weights(network)
+    weights = [p for p in network.parameters() if p.dim() == 5]
+    assert all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
+    assert any(not p.is_contiguous() for p in weights)  # 1x1x1 kernels are contiguous in both layouts
+    x = torch.randn(1, 2, 8, 12, 12, dtype=torch.float64)
+    torch.testing.assert_close(network(x), reference(x), rtol=0, atol=1e-12)
+    reference.load_state_dict(network.state_dict())  # loads back into the default layout
+
+
+def test_trainer_networks_are_channels_last_without_cuda(planned_phantom, monkeypatch):
+    from nnunet_helpers import make_trainer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    tiny = make_trainer(TRAINERS["nnUNetTrainerStrokeUNet_Tiny"], planned_phantom)
+    network = tiny.build_network_architecture(tiny.plans_manager, tiny.configuration_manager, 2, 2, True)
+    assert all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in network.parameters() if p.dim() == 5)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    network = tiny.build_network_architecture(tiny.plans_manager, tiny.configuration_manager, 2, 2, True)
+    assert all(p.is_contiguous() for p in network.parameters())
