@@ -4,7 +4,8 @@ phantom (ISLES 2022 layout) -> ``convert isles22`` -> nnU-Net plan and preproces
 ``_Tiny`` trainer on fold 5 (the first 8:1:1 repeat) -> predict its held-out test cases with nnU-Net's
 predictor -> evaluate (ISLES'22 protocol and LBMNet table metrics) -> report, plus the global DWI
 threshold baseline. Writes ``WORKDIR/summary.json`` (keys: trainer, test_cases, mean_dice,
-mean_dice_lesion_cases, mean_lesion_f1, threshold_baseline_dice, wall_seconds).
+mean_dice_lesion_cases, mean_lesion_f1, threshold_baseline_dice, wall_seconds, and threshold_baseline_z,
+epochs_trained, iterations_per_epoch).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ DEMO_DATASET_NAME = "ISLES22Phantom"
 DEMO_CASES = 50
 DEMO_SEED = 0
 DEMO_FOLD = 5
-DEMO_EPOCHS = 24  # x 25 iterations: the _Tiny schedule shortened to fit the demo's ten minutes on two cores
+DEMO_MINUTES = 9.5  # budget of the whole demo: training gets what the other steps leave of it
+PREDICTION_RESERVE_S = 60  # kept for predicting and evaluating the held-out cases after training
 CONFIGURATION = "3d_fullres"
 
 
@@ -28,14 +30,19 @@ def _step(message: str) -> None:
 
 
 def point_nnunet_at(workdir: Path) -> None:
-    """nnU-Net's three folders inside ``workdir`` for this process and its children."""
+    """nnU-Net's three folders inside ``workdir`` for this process and its children (nnunetv2 >= 2.8
+    reads them from the environment when it uses them)."""
     for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         folder = workdir / variable
         folder.mkdir(parents=True, exist_ok=True)
         os.environ[variable] = str(folder)
 
 
-def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases: int = DEMO_CASES) -> dict:
+def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases: int = DEMO_CASES,
+             minutes: float = DEMO_MINUTES) -> dict:
+    """The pipeline above; the ``_Tiny`` trainer's schedule (at most its 40 epochs) is cut to the time
+    ``minutes`` leaves after the steps before training and ``PREDICTION_RESERVE_S`` for the steps after it
+    (``NNUNET_STROKE_TINY_MINUTES``, see trainers.tiny), unless that variable is set already."""
     started = time.time()
     workdir = workdir.resolve()
     point_nnunet_at(workdir)
@@ -54,7 +61,6 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     from nnunet_stroke.threshold_baseline import threshold_baseline
 
     cores = os.cpu_count() or 1
-    os.environ.setdefault("NNUNET_STROKE_TINY_EPOCHS", str(DEMO_EPOCHS))
     _step(f"1/7 phantom: {cases} cases in the ISLES 2022 layout")
     source_root = workdir / "phantom"
     shutil.rmtree(source_root, ignore_errors=True)
@@ -69,16 +75,22 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     splits_path = write_splits(DEMO_DATASET_ID, seed=DEMO_SEED, stratify="volume")
     train_cases = json.loads(splits_path.read_text(encoding="utf-8"))[DEMO_FOLD]["train"]
     test_cases = heldout_cases(DEMO_DATASET_ID, DEMO_FOLD)
-    _step(f"5/7 train {trainer} on fold {DEMO_FOLD} (CPU)")
+    training_minutes = (minutes * 60 - (time.time() - started) - PREDICTION_RESERVE_S) / 60
+    os.environ.setdefault("NNUNET_STROKE_TINY_MINUTES", f"{max(training_minutes, 0.5):.2f}")
+    _step(f"5/7 train {trainer} on fold {DEMO_FOLD} (CPU, at most {os.environ['NNUNET_STROKE_TINY_MINUTES']} min)")
     # nnU-Net's own training loop; its final validation of the fold's val cases is skipped here because
     # the demo predicts and evaluates the held-out test cases next (`nnunet-stroke train` runs it as usual)
-    get_trainer_from_args(str(DEMO_DATASET_ID), CONFIGURATION, DEMO_FOLD, trainer, device=torch.device("cpu")).run_training()
+    nnunet_trainer = get_trainer_from_args(str(DEMO_DATASET_ID), CONFIGURATION, DEMO_FOLD, trainer,
+                                           device=torch.device("cpu"))
+    nnunet_trainer.run_training()
     _step(f"6/7 predict and evaluate the {len(test_cases)} held-out test cases of fold {DEMO_FOLD}")
     metrics = predict_heldout(DEMO_DATASET_ID, CONFIGURATION, DEMO_FOLD, trainer, protocol="isles22")
     _step("7/7 global DWI threshold baseline and report")
     threshold, baseline_dice = threshold_baseline(raw, train_cases, test_cases)
     summary = summarise(metrics, trainer, baseline_dice, time.time() - started)
     summary["threshold_baseline_z"] = threshold
+    summary["epochs_trained"] = nnunet_trainer.current_epoch
+    summary["iterations_per_epoch"] = nnunet_trainer.num_iterations_per_epoch
     write_report(workdir, trainer, metrics)
     (workdir / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print_table(metrics, summary)

@@ -2,6 +2,7 @@
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +148,32 @@ def test_trainer_networks_are_channels_last_without_cuda(planned_phantom, monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     network = tiny.build_network_architecture(tiny.plans_manager, tiny.configuration_manager, 2, 2, True)
     assert all(p.is_contiguous() for p in network.parameters())
+
+
+@pytest.mark.parametrize("done,planned,used,budget,expected", [
+    (2, 40, 20.0, 100.0, 10),  # 10 s per epoch: 8 more fit
+    (2, 5, 20.0, 100.0, 5),  # never more than planned
+    (3, 40, 30.0, 20.0, 4),  # over budget: one more epoch, so the learning rate still reaches its end
+    (1, 40, 10.0, 34.9, 3),  # partial epochs do not count
+])
+def test_epochs_within_budget_by_hand(done, planned, used, budget, expected):
+    from nnunet_stroke.trainers.tiny import epochs_within_budget
+
+    assert epochs_within_budget(done, planned, used, budget) == expected
+
+
+def test_time_budget_shortens_training_and_reaims_the_learning_rate(planned_phantom, monkeypatch):
+    from nnunet_helpers import make_trainer
+
+    monkeypatch.setenv("NNUNET_STROKE_TINY_EPOCHS", "30")
+    monkeypatch.setenv("NNUNET_STROKE_TINY_ITERATIONS", "1")
+    monkeypatch.setenv("NNUNET_STROKE_TINY_MINUTES", "0.0001")  # 6 ms: exhausted by the first epoch
+    trainer = make_trainer(TRAINERS["nnUNetTrainerStrokeUNet_Tiny"], planned_phantom, fold=6)
+    trainer.run_training()
+    assert trainer.current_epoch == trainer.num_epochs == trainer.lr_scheduler.max_steps == 2
+    # the second epoch ran at the poly rate of a 2-epoch schedule, (1 - 1/2)^0.9, not of 30 epochs
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.initial_lr * 0.5 ** 0.9)
+    assert (Path(trainer.output_folder) / "checkpoint_final.pth").is_file()
+    assert (Path(trainer.output_folder) / "progress.png").is_file()  # drawn after the last epoch
+    log = next(Path(trainer.output_folder).glob("training_log_*.txt")).read_text(encoding="utf-8")
+    assert "training stops after 2 epochs instead of 30" in log

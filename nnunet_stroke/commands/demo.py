@@ -7,18 +7,30 @@ def add_parser(subparsers) -> None:
         description="Run the whole pipeline on the synthetic stroke phantom (no download) and write "
                     "WORKDIR/summary.json, WORKDIR/metrics.json and WORKDIR/report/.")
     parser.add_argument("--workdir", default="nnunet_stroke_demo", help="folder for every file the demo writes")
-    parser.add_argument("--trainer", default="nnUNetTrainerStrokeUNet_Tiny", help="a trainer name (see `trainers`)")
+    parser.add_argument("--trainer", default="nnUNetTrainerStrokeUNet_Tiny",
+                        help="a CPU-sized _Tiny trainer (see `trainers`)")
+    parser.add_argument("--cases", type=int, default=None, help="phantom cases (default 50)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="time budget of the whole demo; training stops early to keep it (default 9.5)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    from nnunet_stroke.demo import run_demo
+    from nnunet_stroke.demo import DEMO_CASES, DEMO_MINUTES, run_demo
     from nnunet_stroke.errors import UserError
     from nnunet_stroke.trainers import TRAINERS
 
     if args.trainer not in TRAINERS:
         raise UserError(f"unknown trainer {args.trainer!r}; `nnunet-stroke trainers` lists them")
-    run_demo(Path(args.workdir), trainer=args.trainer)
+    if not getattr(TRAINERS[args.trainer], "is_tiny", False):
+        raise UserError(f"the demo trains on a CPU in minutes: pass a CPU-sized variant, e.g. {args.trainer}_Tiny")
+    minutes = DEMO_MINUTES if args.minutes is None else args.minutes
+    if minutes <= 0:
+        raise UserError(f"--minutes must be positive, got {minutes}")
+    cases = DEMO_CASES if args.cases is None else args.cases
+    if cases < 10:
+        raise UserError(f"--cases must be at least 10 for an 8:1:1 split with a test case, got {cases}")
+    run_demo(Path(args.workdir), trainer=args.trainer, cases=cases, minutes=minutes)
     return 0

@@ -3,18 +3,28 @@
 ``<Trainer>_Tiny`` builds the trainer's ``tiny_preset`` network (or nnU-Net's planned network with
 channel widths 8-64 when the trainer trains the planned network) and runs a short schedule:
 ``NNUNET_STROKE_TINY_EPOCHS`` epochs (default 40) of ``NNUNET_STROKE_TINY_ITERATIONS`` iterations
-(default 25), with a fifth as many validation iterations. The environment variables let tests and the
+(default 25), with a fifth as many validation iterations; nnU-Net's progress.png is redrawn every
+``PLOT_EVERY`` epochs and after the last. The environment variables let tests and the
 demo shorten or lengthen it without another class name (nnU-Net has no schedule flag).
+
+``NNUNET_STROKE_TINY_MINUTES`` adds a time budget for training, counted from the start of training:
+after every epoch the remaining epochs are projected from the mean epoch time so far, and when they
+would not fit, the schedule is shortened to what fits (never below one more epoch) and nnU-Net's
+polynomial learning-rate decay is re-aimed at the new last epoch, so training still ends at a low
+learning rate. The demo uses it to finish in its ten minutes on any machine; the log states the change.
 """
 from __future__ import annotations
 
+import math
 import os
+import time
 
 import torch
 
 TINY_SUFFIX = "_Tiny"
 DEFAULT_EPOCHS = 40
 DEFAULT_ITERATIONS = 25
+PLOT_EVERY = 5  # epochs between redraws of nnU-Net's progress.png (and the last epoch)
 
 
 def tiny_schedule() -> tuple[int, int]:
@@ -24,6 +34,27 @@ def tiny_schedule() -> tuple[int, int]:
     if epochs < 1 or iterations < 1:
         raise ValueError("NNUNET_STROKE_TINY_EPOCHS and NNUNET_STROKE_TINY_ITERATIONS must be >= 1")
     return epochs, iterations
+
+
+def tiny_time_budget() -> float | None:
+    """Training time budget in seconds from ``NNUNET_STROKE_TINY_MINUTES``, or None."""
+    minutes = os.environ.get("NNUNET_STROKE_TINY_MINUTES")
+    if minutes is None:
+        return None
+    if float(minutes) <= 0:
+        raise ValueError(f"NNUNET_STROKE_TINY_MINUTES must be > 0, got {minutes}")
+    return 60 * float(minutes)
+
+
+def epochs_within_budget(epochs_done: int, planned_epochs: int, seconds_used: float, budget_seconds: float) -> int:
+    """Total epochs that fit ``budget_seconds`` at the mean epoch time so far: at most ``planned_epochs``,
+    at least one more than ``epochs_done``."""
+    remaining = math.floor((budget_seconds - seconds_used) / (seconds_used / epochs_done))
+    return max(epochs_done + 1, min(planned_epochs, epochs_done + remaining))
+
+
+class _TimeBudgetSpent(Exception):
+    """Ends nnU-Net's epoch loop, which iterates over the epoch range fixed when training started."""
 
 
 class TinyScheduleMixin:
@@ -38,6 +69,38 @@ class TinyScheduleMixin:
         self.num_epochs, self.num_iterations_per_epoch = tiny_schedule()
         self.num_val_iterations_per_epoch = max(1, self.num_iterations_per_epoch // 5)
         self.save_every = self.num_epochs + 1  # only the final checkpoint
+        self.time_budget = tiny_time_budget()
+
+    def on_train_start(self):
+        super().on_train_start()
+        # nnU-Net redraws progress.png after every epoch, ~1 s here (7% of a tiny epoch): every 5th and the last
+        plot_every_epoch = self.logger.plot_progress_png
+
+        def plot_some_epochs(output_folder: str) -> None:
+            if (self.current_epoch + 1) % PLOT_EVERY == 0 or self.current_epoch + 1 >= self.num_epochs:
+                plot_every_epoch(output_folder)
+
+        self.logger.plot_progress_png = plot_some_epochs
+
+    def run_training(self):
+        self.training_started = time.monotonic()
+        try:
+            super().run_training()
+        except _TimeBudgetSpent:
+            self.on_train_end()
+
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        if self.time_budget is None:
+            return
+        epochs = epochs_within_budget(self.current_epoch, self.num_epochs,
+                                      time.monotonic() - self.training_started, self.time_budget)
+        if epochs < self.num_epochs:
+            self.print_to_log_file(f"Time budget of {self.time_budget / 60:.1f} min: training stops after "
+                                   f"{epochs} epochs instead of {self.num_epochs}")
+            self.num_epochs = self.lr_scheduler.max_steps = epochs
+        if self.current_epoch >= self.num_epochs:
+            raise _TimeBudgetSpent
 
 
 def has_tiny_variant(trainer_class: type) -> bool:
