@@ -8,10 +8,10 @@ channel widths 8-64 when the trainer trains the planned network) and runs a shor
 demo shorten or lengthen it without another class name (nnU-Net has no schedule flag).
 
 ``NNUNET_STROKE_TINY_MINUTES`` adds a time budget for training, counted from the start of training:
-after every epoch the remaining epochs are projected from the mean epoch time so far, and when they
-would not fit, the schedule is shortened to what fits (never below one more epoch) and nnU-Net's
-polynomial learning-rate decay is re-aimed at the new last epoch, so training still ends at a low
-learning rate. The demo uses it to finish in its ten minutes on any machine; the log states the change.
+after every epoch the number of epochs is set to what fits at the mean epoch time so far (at most the
+planned ones, at least one more), and nnU-Net's polynomial learning-rate decay is re-aimed at that last
+epoch, so training still ends at a low learning rate. The first epochs carry start-up costs, so the
+estimate usually grows a little as training goes on. The demo uses it to finish in its ten minutes on any machine; the log states the change.
 """
 from __future__ import annotations
 
@@ -46,11 +46,15 @@ def tiny_time_budget() -> float | None:
     return 60 * float(minutes)
 
 
-def epochs_within_budget(epochs_done: int, planned_epochs: int, seconds_used: float, budget_seconds: float) -> int:
-    """Total epochs that fit ``budget_seconds`` at the mean epoch time so far: at most ``planned_epochs``,
-    at least one more than ``epochs_done``."""
-    remaining = math.floor((budget_seconds - seconds_used) / (seconds_used / epochs_done))
-    return max(epochs_done + 1, min(planned_epochs, epochs_done + remaining))
+def epochs_within_budget(epochs_done: int, planned_epochs: int, scheduled_epochs: int, seconds_used: float,
+                         budget_seconds: float) -> int:
+    """Epochs the schedule should have: as many as fit ``budget_seconds`` at the mean epoch time so far,
+    at most ``planned_epochs``; when no further epoch fits, one more (which then runs at the re-aimed
+    end of the learning-rate decay) unless the ``scheduled_epochs`` are already done."""
+    fit = math.floor((budget_seconds - seconds_used) / (seconds_used / epochs_done))
+    if fit >= 1:
+        return min(planned_epochs, epochs_done + fit)
+    return epochs_done if epochs_done >= scheduled_epochs else epochs_done + 1
 
 
 class _TimeBudgetSpent(Exception):
@@ -67,6 +71,7 @@ class TinyScheduleMixin:
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs, self.num_iterations_per_epoch = tiny_schedule()
+        self.planned_epochs = self.num_epochs
         self.num_val_iterations_per_epoch = max(1, self.num_iterations_per_epoch // 5)
         self.save_every = self.num_epochs + 1  # only the final checkpoint
         self.time_budget = tiny_time_budget()
@@ -93,11 +98,11 @@ class TinyScheduleMixin:
         super().on_epoch_end()
         if self.time_budget is None:
             return
-        epochs = epochs_within_budget(self.current_epoch, self.num_epochs,
+        epochs = epochs_within_budget(self.current_epoch, self.planned_epochs, self.num_epochs,
                                       time.monotonic() - self.training_started, self.time_budget)
-        if epochs < self.num_epochs:
+        if epochs != self.num_epochs:
             self.print_to_log_file(f"Time budget of {self.time_budget / 60:.1f} min: training stops after "
-                                   f"{epochs} epochs instead of {self.num_epochs}")
+                                   f"{epochs} epochs (planned {self.planned_epochs})")
             self.num_epochs = self.lr_scheduler.max_steps = epochs
         if self.current_epoch >= self.num_epochs:
             raise _TimeBudgetSpent
