@@ -150,18 +150,18 @@ def test_trainer_networks_are_channels_last_without_cuda(planned_phantom, monkey
     assert all(p.is_contiguous() for p in network.parameters())
 
 
-@pytest.mark.parametrize("done,planned,scheduled,used,budget,expected", [
-    (2, 40, 40, 20.0, 100.0, 10),  # 10 s per epoch: 8 more fit
-    (2, 5, 5, 20.0, 100.0, 5),  # never more than planned
-    (5, 40, 20, 50.0, 300.0, 30),  # faster than first projected: the schedule grows back
-    (3, 40, 40, 30.0, 20.0, 4),  # over budget: one more epoch, so the learning rate still reaches its end
-    (4, 40, 4, 40.0, 30.0, 4),  # over budget and the schedule is done: stop
-    (1, 40, 40, 10.0, 34.9, 3),  # partial epochs do not count
+@pytest.mark.parametrize("done,planned,scheduled,per_epoch,left,expected", [
+    (2, 40, 40, 10.0, 80.0, 10),  # 8 more fit
+    (2, 5, 5, 10.0, 80.0, 5),  # never more than planned
+    (5, 40, 20, 10.0, 250.0, 30),  # faster than first projected: the schedule grows back
+    (3, 40, 40, 10.0, -10.0, 4),  # over budget: one more epoch, so the learning rate still reaches its end
+    (4, 40, 4, 10.0, -10.0, 4),  # over budget and the schedule is done: stop
+    (1, 40, 40, 10.0, 24.9, 3),  # partial epochs do not count
 ])
-def test_epochs_within_budget_by_hand(done, planned, scheduled, used, budget, expected):
+def test_epochs_within_budget_by_hand(done, planned, scheduled, per_epoch, left, expected):
     from nnunet_stroke.trainers.tiny import epochs_within_budget
 
-    assert epochs_within_budget(done, planned, scheduled, used, budget) == expected
+    assert epochs_within_budget(done, planned, scheduled, per_epoch, left) == expected
 
 
 def test_time_budget_shortens_training_and_reaims_the_learning_rate(planned_phantom, monkeypatch):

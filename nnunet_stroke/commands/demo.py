@@ -9,7 +9,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--workdir", default="nnunet_stroke_demo", help="folder for every file the demo writes")
     parser.add_argument("--trainer", default="nnUNetTrainerStrokeUNet_Tiny",
                         help="a CPU-sized _Tiny trainer (see `trainers`)")
-    parser.add_argument("--cases", type=int, default=None, help="phantom cases (default 50)")
+    parser.add_argument("--cases", type=int, default=None, help="phantom cases (default 80)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="time budget of the whole demo; training stops early to keep it (default 9.5)")
     parser.set_defaults(func=run)

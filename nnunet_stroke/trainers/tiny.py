@@ -11,7 +11,8 @@ demo shorten or lengthen it without another class name (nnU-Net has no schedule 
 after every epoch the number of epochs is set to what fits at the mean epoch time so far (at most the
 planned ones, at least one more), and nnU-Net's polynomial learning-rate decay is re-aimed at that last
 epoch, so training still ends at a low learning rate. The first epochs carry start-up costs, so the
-estimate usually grows a little as training goes on. The demo uses it to finish in its ten minutes on any machine; the log states the change.
+estimate usually grows a little as training goes on. The demo uses it to finish in its ten minutes on
+any machine; the log states every change.
 """
 from __future__ import annotations
 
@@ -46,12 +47,12 @@ def tiny_time_budget() -> float | None:
     return 60 * float(minutes)
 
 
-def epochs_within_budget(epochs_done: int, planned_epochs: int, scheduled_epochs: int, seconds_used: float,
-                         budget_seconds: float) -> int:
-    """Epochs the schedule should have: as many as fit ``budget_seconds`` at the mean epoch time so far,
-    at most ``planned_epochs``; when no further epoch fits, one more (which then runs at the re-aimed
-    end of the learning-rate decay) unless the ``scheduled_epochs`` are already done."""
-    fit = math.floor((budget_seconds - seconds_used) / (seconds_used / epochs_done))
+def epochs_within_budget(epochs_done: int, planned_epochs: int, scheduled_epochs: int, seconds_per_epoch: float,
+                         seconds_left: float) -> int:
+    """Epochs the schedule should have: as many as fit ``seconds_left``, at most ``planned_epochs``; when
+    no further epoch fits, one more (which then runs at the re-aimed end of the learning-rate decay)
+    unless the ``scheduled_epochs`` are already done."""
+    fit = math.floor(seconds_left / seconds_per_epoch)
     if fit >= 1:
         return min(planned_epochs, epochs_done + fit)
     return epochs_done if epochs_done >= scheduled_epochs else epochs_done + 1
@@ -88,7 +89,7 @@ class TinyScheduleMixin:
         self.logger.plot_progress_png = plot_some_epochs
 
     def run_training(self):
-        self.training_started = time.monotonic()
+        self.budget_started = (time.monotonic(), self.current_epoch)  # epochs of a resumed run do not count
         try:
             super().run_training()
         except _TimeBudgetSpent:
@@ -98,8 +99,10 @@ class TinyScheduleMixin:
         super().on_epoch_end()
         if self.time_budget is None:
             return
+        started, first_epoch = self.budget_started
+        seconds = time.monotonic() - started
         epochs = epochs_within_budget(self.current_epoch, self.planned_epochs, self.num_epochs,
-                                      time.monotonic() - self.training_started, self.time_budget)
+                                      seconds / (self.current_epoch - first_epoch), self.time_budget - seconds)
         if epochs != self.num_epochs:
             self.print_to_log_file(f"Time budget of {self.time_budget / 60:.1f} min: training stops after "
                                    f"{epochs} epochs (planned {self.planned_epochs})")
