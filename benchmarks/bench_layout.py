@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_networks import tensors  # every output tensor of a network (list, dict or tensor)
 
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "layout.md"
@@ -52,17 +53,9 @@ def build(preset: str) -> torch.nn.Module:
     raise RuntimeError(f"cannot build {preset}")
 
 
-def outputs(result) -> list[torch.Tensor]:
-    if isinstance(result, dict):
-        result = list(result.values())
-    if isinstance(result, (list, tuple)):
-        return [t for item in result for t in outputs(item)]
-    return [result]
-
-
 def train_step(network, optimizer, x) -> float:
     started = time.perf_counter()
-    loss = sum(o.float().mean() for o in outputs(network(x)))
+    loss = sum(o.float().mean() for o in tensors(network(x)))
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
