@@ -79,7 +79,7 @@ class TinyScheduleMixin:
 
     def on_train_start(self):
         super().on_train_start()
-        # nnU-Net redraws progress.png after every epoch, ~1 s here (7% of a tiny epoch): every 5th and the last
+        # nnU-Net redraws progress.png (a matplotlib figure) after every epoch: every 5th and the last suffice
         plot_every_epoch = self.logger.plot_progress_png
 
         def plot_some_epochs(output_folder: str) -> None:

@@ -36,7 +36,8 @@ def channels_last_weights(network: nn.Module) -> nn.Module:
     """Store every 2D/3D convolution weight channels-last, in place; returns ``network``.
 
     PyTorch's CPU (oneDNN) convolutions run channels-last end to end once their weight is, which trains
-    nnU-Net's tiny planned U-Net 1.6x faster per step here (benchmarks/RESULTS.md, "Channels-last on CPU").
+    nnU-Net's tiny planned U-Net 1.48x faster per step here (benchmarks/RESULTS.md, "Channels-last
+    convolution weights on the CPU").
     Values are unchanged, and state_dicts load into either layout.
     """
     with torch.no_grad():
