@@ -1,0 +1,1 @@
+"""Workflows: what chains nnU-Net steps (planning, held-out prediction, studies, ...); commands call one each."""
