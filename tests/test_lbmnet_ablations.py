@@ -1,9 +1,6 @@
 """The ablation presets of LBMNet's Tables 6-9 and Figure 11 (Kuang et al., Front. Med. 2026): each
 trainer's network is inspected for what its row removes or keeps. Trees are checked on the tiny
 presets; every tiny preset is checked to differ from its paper-scale preset only in the scale keys."""
-import json
-from importlib import resources
-
 import pytest
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
@@ -12,7 +9,7 @@ from nnunet_stroke.networks.blocks.asc import ASCBlock
 from nnunet_stroke.networks.blocks.bagf import BAGF
 from nnunet_stroke.networks.blocks.conv_blocks import DepthwiseResidualBlock, ResidualBlock
 from nnunet_stroke.networks.blocks.lsc import LSCBlock
-from nnunet_stroke.networks.registry import build_network
+from nnunet_stroke.networks.registry import build_network, load_preset
 from nnunet_stroke.networks.ssm import DirectionalScan3d
 from nnunet_stroke.trainers import lbmnet as lbmnet_trainers
 
@@ -111,10 +108,8 @@ def test_table9_scan_directions(row, mixers):
 def test_every_lbmnet_trainer_has_a_tiny_preset_that_only_shrinks_the_scale():
     trainers = [t for n, t in vars(lbmnet_trainers).items() if n.startswith("nnUNetTrainerLBMNet")]
     assert len(trainers) == 2 + len(lbmnet_trainers.ABLATIONS)
-    folder = resources.files("nnunet_stroke.network_configs")
     for trainer in trainers:
-        paper = json.loads((folder / f"{trainer.network_preset}.json").read_text(encoding="utf-8"))
-        small = json.loads((folder / f"{trainer.tiny_preset}.json").read_text(encoding="utf-8"))
+        paper, small = load_preset(trainer.network_preset), load_preset(trainer.tiny_preset)
         assert paper["architecture"] == small["architecture"]
         differing = {k for k in paper["params"].keys() | small["params"].keys()
                      if paper["params"].get(k) != small["params"].get(k)}

@@ -152,7 +152,7 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@register_architecture("pmsan")
+@register_architecture("pmsan", params_from=PMSAN)
 def build_pmsan(*, input_channels: int, num_classes: int, patch_size: Sequence[int],
                 strides: Sequence[Sequence[int]], deep_supervision: bool, phi: float,
                 base_widths: Sequence[int], base_depths: Sequence[int], base_attention_dim: int,

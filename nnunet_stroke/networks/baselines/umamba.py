@@ -157,11 +157,11 @@ def _build(variant, *, input_channels, num_classes, patch_size, strides, deep_su
                   n_blocks_decoder, variant, deep_supervision)
 
 
-@register_architecture("umamba_bot")
+@register_architecture("umamba_bot", params_from=_build)
 def build_umamba_bot(**kwargs):
     return _build("bot", **kwargs)
 
 
-@register_architecture("umamba_enc")
+@register_architecture("umamba_enc", params_from=_build)
 def build_umamba_enc(**kwargs):
     return _build("enc", **kwargs)
