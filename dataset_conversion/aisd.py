@@ -26,6 +26,7 @@ from nnunet_stroke.dataset_conversion.common import (dataset_folder_name, finite
                                                      write_cases_csv, write_dataset_json, write_like)
 from nnunet_stroke.dataset_conversion.teknofest_masks import as_grayscale, read_png
 from nnunet_stroke.errors import UserError
+from nnunet_stroke.image_files import is_resource_fork
 
 MASK_VALUES = (0, 1, 2, 3, 4, 5)
 DEFAULT_LESION_VALUES = (1, 2, 3, 4, 5)
@@ -84,7 +85,7 @@ def read_ct_series(ct_dir: Path, case: str) -> sitk.Image:
 
 def read_mask_stack(mask_dir: Path, case: str) -> np.ndarray:
     """(z, y, x) uint8 of the numbered PNG slices in ``mask_dir``, values checked against ``MASK_VALUES``."""
-    files = [p for p in mask_dir.iterdir() if p.is_file() and p.suffix.lower() == ".png"]
+    files = [p for p in mask_dir.iterdir() if p.is_file() and p.suffix.lower() == ".png" and not is_resource_fork(p)]
     if not files:
         raise UserError(f"case {case}: {mask_dir} holds no .png mask slices; restore it from mask.zip")
     unnumbered = [p for p in files if not p.stem.isdigit()]
@@ -127,7 +128,7 @@ def convert(src: Path, dataset_id: int, name: str = "AISD", overwrite: bool = Fa
         raise UserError(f"{src} is not a folder; pass the folder the AISD archives were unpacked into")
     if not set(lesion_values) <= set(MASK_VALUES) - {0}:
         raise ValueError(f"lesion_values must be a subset of {MASK_VALUES[1:]}, got {tuple(lesion_values)}")
-    masks = {p.name: p for p in sorted(mask_root(src).iterdir()) if p.is_dir()}
+    masks = {p.name: p for p in sorted(mask_root(src).iterdir()) if p.is_dir() and not is_resource_fork(p)}
     series = ct_series_dirs(src)
     for case, mask_dir in masks.items():
         if case not in series:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_stroke.errors import UserError
+from nnunet_stroke.image_files import is_resource_fork
 
 from .common import (CaseRecord, binary_mask, check_same_grid, check_voxels, copy_or_write, dataset_folder_name,
                      lesion_record, nnunet_raw_dir, parallel_map, read_header, read_image, staged_dataset,
@@ -42,7 +43,8 @@ def _child(folder: Path, name: str) -> Path | None:
 
 def _files(folder: Path, suffix: str) -> list[Path]:
     endings = tuple(suffix + ending for ending in NIFTI_ENDINGS)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(endings))
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(endings)
+                  and not is_resource_fork(p))
 
 
 def _single(case: str, folder: Path, suffix: str, what: str) -> Path:

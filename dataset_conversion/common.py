@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
+import json
 import multiprocessing
 import os
 import shutil
-import tempfile
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -21,6 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_stroke.errors import UserError
+from nnunet_stroke.image_files import check_3d, check_complete, is_nifti, unreadable
+from nnunet_stroke.staging import atomic_write_text, check_writable, new_staging_folder
 
 CASES_CSV_COLUMNS = ("case", "lesion_volume_ml", "lesion_count", "site", "class")
 GEOMETRY_TOLERANCE = 1e-3  # mm for spacing/origin, absolute for direction cosines
@@ -53,20 +57,24 @@ def datasets_with_id(raw: Path, dataset_id: int) -> list[Path]:
 
 @contextlib.contextmanager
 def staged_dataset(dataset_id: int, name: str, overwrite: bool) -> Iterator[Path]:
-    """Yield an empty temporary folder under ``$nnUNet_raw``; on normal exit it replaces
+    """Yield an empty staging folder under ``$nnUNet_raw``; on normal exit it replaces
     ``Dataset{ID}_{NAME}`` (and, with ``overwrite``, every other dataset with that id) in one rename.
-    On any exception the temporary folder is deleted and existing datasets are left untouched."""
+    On any exception the staging folder is deleted and existing datasets are left untouched. Staging
+    folders of killed conversions of the same id are removed first (nnunet_stroke/staging.py). When the
+    replaced dataset had other cases or another name, the id's preprocessed data and splits, derived from
+    the old cases, are removed (and said so)."""
     raw = nnunet_raw_dir()
     final = raw / dataset_folder_name(dataset_id, name)
     existing = datasets_with_id(raw, dataset_id)
     if existing and not overwrite:
         raise UserError(f"dataset id {dataset_id} is already taken by {', '.join(str(p) for p in existing)}; "
                         "pass --overwrite to replace it or choose another --dataset-id")
-    staging = Path(tempfile.mkdtemp(prefix=f".converting_{final.name}_", dir=raw))
-    os.chmod(staging, 0o755)  # mkdtemp's 0700 would survive the rename
+    check_writable(raw, "$nnUNet_raw")
+    staging = new_staging_folder(raw, f"converting_Dataset{dataset_id:03d}")
     try:
         yield staging
-        trash = Path(tempfile.mkdtemp(prefix=f".replaced_{final.name}_", dir=raw))
+        old_cases = {p.name: training_cases(p) for p in existing}
+        trash = new_staging_folder(raw, f"replaced_Dataset{dataset_id:03d}")
         for index, old in enumerate(existing):
             os.replace(old, trash / f"{index}_{old.name}")
         os.replace(staging, final)
@@ -74,11 +82,40 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool) -> Iterator[Path
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if existing and any(old_name != final.name or cases != training_cases(final)
+                        for old_name, cases in old_cases.items()):
+        retire_derived_data(dataset_id, final.name)
+
+
+def training_cases(dataset: Path) -> set[str]:
+    """Case ids of a raw dataset's labelsTr (file names without dataset.json's file ending)."""
+    try:
+        ending = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))["file_ending"]
+    except (OSError, ValueError, KeyError, TypeError):
+        ending = ".nii.gz"
+    folder = dataset / "labelsTr"
+    return {p.name[: -len(ending)] for p in folder.glob(f"*{ending}")} if folder.is_dir() else set()
+
+
+def retire_derived_data(dataset_id: int, new_name: str) -> None:
+    """Remove ``$nnUNet_preprocessed/Dataset{ID}_*`` (plans, preprocessed cases, splits of the replaced
+    cases) and name trained models of the id that were trained on the old cases."""
+    for variable, action in (("nnUNet_preprocessed", "removed"), ("nnUNet_results", "kept")):
+        root = os.environ.get(variable)
+        for folder in datasets_with_id(Path(root), dataset_id) if root and Path(root).is_dir() else []:
+            if action == "removed":
+                shutil.rmtree(folder)
+                print(f"removed {folder}: its preprocessed data and splits (splits_final.json, heldout_test.json) "
+                      f"belong to the replaced cases; run nnUNetv2_plan_and_preprocess -d {dataset_id} and "
+                      f"`nnunet-stroke splits {dataset_id}` again")
+            else:
+                print(f"warning: {folder} holds models trained on the replaced cases of dataset {dataset_id}; "
+                      f"they no longer match {new_name}", file=sys.stderr)
 
 
 def _unreadable(path: Path, case: str, error: Exception) -> UserError:
     last_line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-    return UserError(f"case {case}: cannot read {path} ({last_line}); re-download or replace the file")
+    return unreadable(path, case, last_line)
 
 
 def _check_dimension(image, path: Path, case: str, dimension: int | None) -> None:
@@ -88,7 +125,9 @@ def _check_dimension(image, path: Path, case: str, dimension: int | None) -> Non
 
 
 def read_image(path: Path, case: str, dimension: int | None = None) -> sitk.Image:
-    """Read ``path``; with ``dimension``, also require that many image axes."""
+    """Read ``path`` after checking it is complete (``check_complete``); with ``dimension``, also require
+    that many image axes (a NIfTI file with singleton axes beyond the 3rd is read squeezed, as ITK does)."""
+    check_complete(path, case)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
@@ -111,15 +150,11 @@ def read_header(path: Path, case: str, dimension: int | None = None) -> sitk.Ima
 
 
 def check_voxels(path: Path, case: str) -> None:
-    """Decode ``path`` once: a corrupt body or NaN/infinite voxels are errors naming the case and file."""
-    if Path(path).name.lower().endswith((".nii", ".nii.gz")):
-        import nibabel
-
-        try:
-            values = np.asanyarray(nibabel.load(str(path)).dataobj)
-        except Exception as error:  # nibabel raises zlib, EOF, OS and its own errors for a broken file
-            raise _unreadable(path, case, error) from None
-        _raise_if_not_finite(values, path, case)
+    """Decode ``path`` completely: a truncated or corrupt file and NaN/infinite voxels are errors naming the
+    case and file."""
+    if is_nifti(path):
+        check_complete(path, case)
+        _raise_if_not_finite(_nifti_values(path, case), path, case)
     else:
         finite_array(read_image(path, case), path, case)
 
@@ -143,20 +178,25 @@ def check_same_grid(reference, reference_path: Path, image, path: Path, case: st
                         "resample it onto that grid or remove the case")
 
 
-def _stored_values(path: Path, array: np.ndarray) -> np.ndarray:
+def _nifti_values(path: Path, case: str) -> np.ndarray:
+    import nibabel
+
+    try:
+        return np.asanyarray(nibabel.load(str(path)).dataobj)
+    except Exception as error:  # nibabel raises zlib, EOF, OS and its own errors for a broken file
+        raise _unreadable(path, case, error) from None
+
+
+def _stored_values(path: Path, array: np.ndarray, case: str) -> np.ndarray:
     """The voxel values as stored. ITK's NIfTI reader silently turns NaN/inf into 0, so NIfTI files are
     read once more with nibabel (installed with nnunetv2) to see them."""
-    if Path(path).name.lower().endswith((".nii", ".nii.gz")):
-        import nibabel
-
-        return np.asanyarray(nibabel.load(str(path)).dataobj)
-    return array
+    return _nifti_values(path, case) if is_nifti(path) else array
 
 
 def finite_array(image: sitk.Image, path: Path, case: str) -> np.ndarray:
     """``image`` as an array view (z, y, x), after checking that the file holds no NaN/infinite voxels."""
     array = sitk.GetArrayViewFromImage(image)
-    _raise_if_not_finite(_stored_values(path, array) if np.issubdtype(array.dtype, np.floating) else array,
+    _raise_if_not_finite(_stored_values(path, array, case) if np.issubdtype(array.dtype, np.floating) else array,
                          path, case)
     return array
 
@@ -209,12 +249,15 @@ def lesion_record(case: str, mask: np.ndarray, spacing_mm: Sequence[float], conn
     return CaseRecord(case, volume_ml, count, site, "lesion" if voxels else "no_lesion")
 
 
-def write_cases_csv(path: Path, records: Sequence[CaseRecord]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CASES_CSV_COLUMNS)
-        writer.writeheader()
-        for record in sorted(records, key=lambda r: r.case):
-            writer.writerow(record.row())
+def write_cases_csv(path: Path, records: Sequence[CaseRecord | dict],
+                    columns: Sequence[str] = CASES_CSV_COLUMNS) -> None:
+    """``cases.csv`` (or a table with more ``columns``), rows sorted by case, written atomically."""
+    rows = [r.row() if isinstance(r, CaseRecord) else r for r in records]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(sorted(rows, key=lambda r: r["case"]))
+    atomic_write_text(path, buffer.getvalue())
 
 
 def write_dataset_json(folder: Path, channel_names: dict[str, str], labels: dict[str, int], num_training_cases: int,
@@ -239,10 +282,11 @@ def write_like(array: np.ndarray, reference, path: Path) -> None:
 def copy_or_write(source: Path, image, reference, target: Path, case: str) -> None:
     """Put the image at ``source`` (described by ``image``, an image or a ``read_header`` reader) at
     ``target`` (.nii.gz) on ``reference``'s exact geometry: a byte copy when the source already is a .nii.gz
-    on exactly that grid (the common case, and much faster), else a rewrite."""
+    on exactly that grid and stored as 3-D (the common case, and much faster), else a rewrite (which also
+    drops singleton 4th axes)."""
     exact = (image.GetSize() == reference.GetSize() and image.GetSpacing() == reference.GetSpacing()
              and image.GetOrigin() == reference.GetOrigin() and image.GetDirection() == reference.GetDirection())
-    if exact and source.name.lower().endswith(".nii.gz"):
+    if exact and source.name.lower().endswith(".nii.gz") and check_3d(source, case):
         shutil.copyfile(source, target)
     else:
         pixels = image if isinstance(image, sitk.Image) else read_image(source, case)

@@ -22,6 +22,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from nnunet_stroke.errors import UserError
+from nnunet_stroke.image_files import is_resource_fork
 
 from .common import (CaseRecord, binary_mask, check_same_grid, check_voxels, copy_or_write, dataset_folder_name,
                      finite_array, lesion_record, nnunet_raw_dir, parallel_map, read_header, read_image,
@@ -50,7 +51,8 @@ def _child(folder: Path, name: str) -> Path | None:
 def _find_one(case: str, folder: Path | None, suffix: str, what: str, required: bool) -> Path | None:
     """The single NIfTI file under ``folder`` whose name ends in ``suffix`` (+ .nii[.gz]), any letter case."""
     endings = tuple(suffix + ending for ending in NIFTI_ENDINGS)
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(endings)) if folder else []
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(endings)
+                   and not is_resource_fork(p)) if folder else []
     if len(found) > 1:
         raise UserError(f"case {case}: several {what} files ({', '.join(str(p) for p in found)}); "
                         "keep one and move the others out of the dataset folder")

@@ -16,7 +16,6 @@ tests/fixtures/teknofest_paths.txt) -> a 2D nnU-Net dataset (docs/ct_data.md).
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import warnings
 from dataclasses import dataclass
@@ -25,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_stroke.dataset_conversion.common import (CASES_CSV_COLUMNS, dataset_folder_name, nnunet_raw_dir,
-                                                     parallel_map, staged_dataset)
+                                                     parallel_map, staged_dataset, write_cases_csv)
 from nnunet_stroke.dataset_conversion.teknofest_masks import (as_grayscale, binary_from_mask_png, lesion_count_2d,
                                                               mask_from_overlay, read_png)
 from nnunet_stroke.errors import UserError
+from nnunet_stroke.image_files import is_resource_fork
 
 RELEASE_FOLDER = "Brain_Stroke_CT_Dataset"
 CLASS_FOLDERS = {"Ischemia": ("ischemic", 1), "Bleeding": ("hemorrhagic", 2), "Normal": ("normal", 0)}
@@ -73,7 +73,8 @@ def find_release_root(src: Path) -> Path:
 
 
 def png_files(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() == ".png"}
+    return {p.stem: p for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix.lower() == ".png" and not is_resource_fork(p)}
 
 
 def paired_files(images: dict[str, Path], images_dir: Path, partners_dir: Path, what: str) -> dict[str, Path]:
@@ -157,13 +158,6 @@ def assign_duplicate_groups(records: list[dict]) -> list[list[dict]]:
     return groups
 
 
-def write_cases_table(path: Path, records: list[dict]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(sorted(records, key=lambda r: r["case"]))
-
-
 def warn_about(development: list[dict], external: list[dict], groups: list[list[dict]]) -> None:
     empty = [r["case"] for r in development if r["expects_lesion"] and r["lesion_area_px"] == 0]
     if empty:
@@ -199,9 +193,9 @@ def convert(src: Path, dataset_id: int, name: str = "TEKNOFEST", overwrite: bool
         records = parallel_map(convert_slice, development + external, num_processes, "TEKNOFEST slices")
         dev_records, ext_records = records[:len(development)], records[len(development):]
         groups = assign_duplicate_groups(records)
-        write_cases_table(staging / "cases.csv", dev_records)
+        write_cases_csv(staging / "cases.csv", dev_records, CSV_COLUMNS)
         if ext_records:
-            write_cases_table(staging / "cases_test.csv", ext_records)
+            write_cases_csv(staging / "cases_test.csv", ext_records, CSV_COLUMNS)
         generate_dataset_json(str(staging), channel_names=CHANNEL_NAMES, labels=LABELS,
                               num_training_cases=len(dev_records), file_ending=".png", dataset_name=final.name,
                               overwrite_image_reader_writer="NaturalImage2DIO", reference=REFERENCE,

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from nnunet_stroke.staging import atomic_write_text as write_text  # metrics, tables and reports
 
 
 def summarize(values: Iterable[float | None]) -> dict:
@@ -50,20 +50,6 @@ def _to_json(value):
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder (no half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_metrics(metrics: dict, path) -> None:

@@ -3,13 +3,12 @@ figures, written to a temporary folder and moved into place when complete."""
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from nnunet_stroke.errors import UserError
 from nnunet_stroke.evaluation import report_plots, report_tables
 from nnunet_stroke.evaluation.aggregate import load_metrics, write_text
+from nnunet_stroke.staging import staged_folder
 
 
 def model_name(path: Path) -> str:
@@ -38,9 +37,7 @@ def write_report(metrics_paths: list[Path], out_dir: Path, names: list[str] | No
     out_dir = Path(out_dir).resolve()
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "report.md").is_file():
         raise UserError(f"{out_dir} exists and is not a report folder; give a new or empty folder for the report")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with staged_folder(out_dir, tag=f"{out_dir.name}.partial", replace=True) as staging:
         figures = {"Bland–Altman (relative volume difference)": report_plots.bland_altman_plot(
                        models, staging / "bland_altman.png"),
                    "Dice by lesion size": report_plots.dice_by_stratum_plot(models, staging / "dice_by_stratum.png")
@@ -72,10 +69,4 @@ def write_report(metrics_paths: list[Path], out_dir: Path, names: list[str] | No
         lines += ["## Figures", ""] + [f"### {title}\n\n![{title}]({path.name})\n" for title, path in figures.items()
                                        if path is not None]
         write_text(staging / "report.md", "\n".join(lines) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir / "report.md"
