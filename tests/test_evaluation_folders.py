@@ -173,8 +173,8 @@ def test_missing_prediction_is_an_error_naming_the_case_or_counted_empty(dataset
 
 
 @pytest.mark.parametrize("problem, message", [
-    ("shape", "case_a: prediction .* has shape"),
-    ("spacing", "case_a: prediction .* has spacing"),
+    ("shape", r"case_a: prediction .* not on the reference grid \(shape"),
+    ("spacing", r"case_a: prediction .* not on the reference grid \(spacing"),
     ("labels", r"case_a: .* holds labels \[2\]"),
     ("probabilities", "case_a: .*case_a.npz has shape"),
 ])

@@ -31,7 +31,7 @@ def test_metrics_json_schema(tmp_path):
     assert set(written) == TOP_LEVEL
     assert written["schema_version"] == 1 and written["protocol"] == "isles22" and written["n_cases"] == 3
     assert set(written["inputs"]) == {"ref_dir", "pred_dir", "images_dir", "probabilities_dir", "detection_json",
-                                      "file_ending"}
+                                      "file_ending", "resampled_to_reference"}
     for case in written["cases"]:
         assert set(case) == CASE_KEYS
     assert written["cases"][2]["hd95_mm"] is None and written["cases"][2]["recall"] is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_stroke.arguments import non_negative_float, positive_int
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -22,7 +24,7 @@ def add_parser(subparsers) -> None:
                                            "(calibration); usually the --pred folder")
     p.add_argument("--detection", help="detection.json {case: probability} written by `nnunet-stroke predict`; "
                                        "without it detection comes from the predicted volume")
-    p.add_argument("--detection-min-volume", type=float, default=0.0,
+    p.add_argument("--detection-min-volume", type=non_negative_float, default=0.0,
                    help="without --detection a case is called positive when its predicted lesion volume is above "
                         "this, in ml (pixels for 2D) (default: 0, any predicted voxel)")
     p.add_argument("--allow-missing", action="store_true",
@@ -33,7 +35,12 @@ def add_parser(subparsers) -> None:
                    help="labels that count as lesion (default: any foreground label)")
     p.add_argument("--per-class", action="store_true", help="also metrics per label (<metric>_label<L> keys)")
     p.add_argument("--file-ending", help="file ending of the label maps (default: dataset.json's, else detected)")
-    p.add_argument("-np", "--num-processes", type=int, default=2, help="parallel worker processes (default: 2)")
+    p.add_argument("--resample-to-reference", action="store_true",
+                   help="resample predictions that are not on the reference grid (size, spacing, origin, "
+                        "direction) onto it, nearest neighbour through the scanner coordinates, instead of "
+                        "refusing them; only when you know both are in the same physical space")
+    p.add_argument("-np", "--num-processes", type=positive_int, default=2,
+                   help="parallel worker processes (default: 2)")
     p.add_argument("--out", required=True, help="metrics.json to write")
     p.set_defaults(func=run)
 
@@ -41,9 +48,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
     import warnings
+    from pathlib import Path
 
     from nnunet_stroke.evaluation import evaluate_folders, write_metrics
+    from nnunet_stroke.staging import check_writable
 
+    check_writable(Path(args.out).parent, "the folder of --out")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # printed below from metrics["warnings"]
         metrics = evaluate_folders(
@@ -51,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             probabilities_dir=args.probabilities, detection_json=args.detection, allow_missing=args.allow_missing,
             num_processes=args.num_processes, file_ending=args.file_ending, labels=args.labels,
             lesion_labels=args.lesion_labels, per_class=args.per_class,
-            detection_min_volume=args.detection_min_volume)
+            detection_min_volume=args.detection_min_volume, resample_to_reference=args.resample_to_reference)
     for warning in metrics["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     write_metrics(metrics, args.out)

@@ -40,6 +40,7 @@ class CaseJob:
     connectivity: int
     images_dir: Path | None
     probabilities_dir: Path | None
+    resample_to_reference: bool = False  # predictions off the reference grid are resampled, not refused
 
 
 def nonzero_region(images: np.ndarray) -> np.ndarray:
@@ -66,6 +67,9 @@ def evaluate_case(job: CaseJob) -> tuple[dict, ReliabilityHistogram | None]:
         prediction_map = casefiles.LabelMap(np.zeros_like(reference_map.array), reference_map.spacing)
     else:
         prediction_map = casefiles.read_label_map(job.prediction_path, job.reader_class, job.case)
+        if job.resample_to_reference and casefiles.grid_differences(reference_map, prediction_map):
+            prediction_map = casefiles.resample_to_reference(job.prediction_path, reference_map,
+                                                             job.reference_path, job.case)
         casefiles.check_same_geometry(reference_map, prediction_map, job.case, job.prediction_path)
     reference = casefiles.lesion_mask(reference_map, job.allowed_labels, job.lesion_labels, job.case,
                                       job.reference_path)

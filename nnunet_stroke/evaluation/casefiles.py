@@ -9,6 +9,12 @@ with the nnU-Net reader class for the file ending (SimpleITKIO for NIfTI, Natura
 every dataset nnU-Net can train on can be evaluated. nnU-Net returns 2D images as (1, 1, y, x) with a
 dummy spacing of 999 along the first axis; they are evaluated as 2D arrays with the in-plane spacing
 ((1, 1) for PNG).
+
+Every label map is decoded completely before it is trusted (``image_files.check_complete``: SimpleITK
+returns zeros for the missing part of a truncated file), and a prediction must lie on the reference's
+grid in physical space: same size, spacing, origin and direction within ``GRID_TOLERANCE`` (mm for
+spacing and origin, absolute for direction cosines). ``resample_to_reference`` puts a prediction onto
+the reference grid by nearest neighbour, through the scanner coordinates in the headers (no registration).
 """
 from __future__ import annotations
 
@@ -19,14 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_stroke.errors import UserError
+from nnunet_stroke.image_files import check_3d, check_complete, is_nifti, is_resource_fork
 
 KNOWN_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".bmp", ".tif", ".tiff")
+GRID_TOLERANCE = 1e-3
 
 
 @dataclass
 class LabelMap:
     array: np.ndarray  # integer labels, 2D (y, x) or 3D in nnU-Net's array order
     spacing: tuple[float, ...]  # per array axis, mm (1 for PNG)
+    origin: tuple[float, ...] | None = None  # scanner coordinates of the first voxel (None: format has none)
+    direction: tuple[float, ...] | None = None  # direction cosines, row-major
 
 
 def case_files(folder: Path, file_ending: str) -> dict[str, Path]:
@@ -34,7 +44,7 @@ def case_files(folder: Path, file_ending: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give the folder that holds the {file_ending} label maps")
     return {p.name[: -len(file_ending)]: p for p in sorted(folder.iterdir())
-            if p.is_file() and p.name.endswith(file_ending)}
+            if p.is_file() and p.name.endswith(file_ending) and not is_resource_fork(p)}
 
 
 def detect_file_ending(folder: Path) -> str:
@@ -70,16 +80,52 @@ def _squeeze_2d(array: np.ndarray, spacing) -> tuple[np.ndarray, tuple[float, ..
     return array, spacing
 
 
+def _decoded(path: Path, case: str, read):
+    """``read()`` after checking the file is complete and one volume; any reader failure is a UserError."""
+    check_complete(path, case)
+    if is_nifti(path):
+        check_3d(path, case)
+    try:
+        return read()
+    except Exception as error:  # readers raise RuntimeError, OSError, ValueError... for a broken file
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise UserError(f"case {case}: cannot read {path} as a label map ({reason}); replace the file") from None
+
+
 def read_label_map(path: Path, reader_class, case: str) -> LabelMap:
-    """Read one label map; reject non-integer or negative values."""
-    seg, properties = reader_class().read_seg(str(path))
+    """Read one label map completely; reject non-integer or negative values."""
+    seg, properties = _decoded(path, case, lambda: reader_class().read_seg(str(path)))
     array, spacing = _squeeze_2d(seg[0], properties["spacing"])
+    geometry = properties.get("sitk_stuff", {})
+    return _checked_labels(LabelMap(array, spacing, geometry.get("origin"), geometry.get("direction")), path, case)
+
+
+def resample_to_reference(path: Path, reference: LabelMap, reference_path: Path, case: str) -> LabelMap:
+    """The prediction at ``path`` resampled (nearest neighbour, scanner coordinates) onto the reference grid."""
+    import SimpleITK as sitk
+
+    if reference.origin is None:
+        raise UserError(f"case {case}: {reference_path} has no scanner geometry (origin, direction); resampling "
+                        "needs NIfTI/NRRD/MHA label maps")
+    target, moving = _decoded(reference_path, case, lambda: sitk.ReadImage(str(reference_path))), \
+        _decoded(path, case, lambda: sitk.ReadImage(str(path)))
+    if moving.GetDimension() != target.GetDimension():
+        raise UserError(f"case {case}: {path} is {moving.GetDimension()}-D, the reference {reference_path} "
+                        f"{target.GetDimension()}-D; they cannot be resampled onto each other")
+    resampled = sitk.Resample(moving, target, sitk.Transform(), sitk.sitkNearestNeighbor, 0, moving.GetPixelID())
+    array = sitk.GetArrayFromImage(resampled).reshape(reference.array.shape)
+    return _checked_labels(LabelMap(array, reference.spacing, reference.origin, reference.direction), path, case)
+
+
+def _checked_labels(label_map: LabelMap, path: Path, case: str) -> LabelMap:
+    array = label_map.array
     labels = array.astype(np.int32)
     if not np.array_equal(labels, array) or labels.min() < 0:
         raise UserError(f"case {case}: {path} holds non-integer or negative values (e.g. "
                         f"{array[labels != array][:1].tolist() or labels.min()}); label maps must hold class "
                         f"ids, not probabilities")
-    return LabelMap(labels, spacing)
+    label_map.array = labels
+    return label_map
 
 
 def lesion_mask(label_map: LabelMap, allowed_labels: tuple[int, ...], lesion_labels: tuple[int, ...] | None,
@@ -100,14 +146,29 @@ def lesion_mask(label_map: LabelMap, allowed_labels: tuple[int, ...], lesion_lab
     return np.isin(label_map.array, lesion_labels)
 
 
-def check_same_geometry(reference: LabelMap, prediction: LabelMap, case: str, pred_path: Path) -> None:
+def grid_differences(reference: LabelMap, prediction: LabelMap) -> list[str]:
+    """What differs between the two voxel grids in physical space (empty when they agree)."""
     if reference.array.shape != prediction.array.shape:
-        raise UserError(f"case {case}: prediction {pred_path} has shape {prediction.array.shape}, the reference "
-                        f"{reference.array.shape}; predictions must be exported on the reference grid "
-                        f"(nnUNetv2_predict does this)")
-    if not np.allclose(reference.spacing, prediction.spacing, rtol=1e-3, atol=1e-5):
-        raise UserError(f"case {case}: prediction {pred_path} has spacing {prediction.spacing}, the reference "
-                        f"{reference.spacing}; resample the prediction to the reference image")
+        return [f"shape {prediction.array.shape} vs {reference.array.shape}"]
+    found = []
+    for what, a, b in (("spacing", prediction.spacing, reference.spacing),
+                       ("origin", prediction.origin, reference.origin),
+                       ("direction", prediction.direction, reference.direction)):
+        if a is None or b is None:
+            continue
+        if not np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-5, atol=GRID_TOLERANCE):
+            found.append(f"{what} {tuple(round(float(v), 4) for v in a)} vs {tuple(round(float(v), 4) for v in b)}")
+    return found
+
+
+def check_same_geometry(reference: LabelMap, prediction: LabelMap, case: str, pred_path: Path) -> None:
+    """A UserError naming the case and every difference unless the prediction lies on the reference grid."""
+    differences = grid_differences(reference, prediction)
+    if differences:
+        raise UserError(f"case {case}: prediction {pred_path} is not on the reference grid ({'; '.join(differences)}; "
+                        f"prediction vs reference); export predictions on the reference grid (nnUNetv2_predict does "
+                        f"this), or pass --resample-to-reference to resample them (nearest neighbour) through the "
+                        f"scanner coordinates")
 
 
 def read_images(images_dir: Path, case: str, file_ending: str, reader_class) -> np.ndarray:
@@ -116,7 +177,10 @@ def read_images(images_dir: Path, case: str, file_ending: str, reader_class) -> 
     if not channel_files:
         raise UserError(f"case {case}: no image {case}_0000{file_ending} in {images_dir}; --images must be the "
                         f"imagesTr/imagesTs folder of the evaluated cases")
-    data, properties = reader_class().read_images([str(p) for p in channel_files])
+    for path in channel_files[1:]:
+        _decoded(path, case, lambda: None)
+    data, properties = _decoded(channel_files[0], case,
+                                lambda: reader_class().read_images([str(p) for p in channel_files]))
     return np.stack([_squeeze_2d(channel, properties["spacing"])[0] for channel in data])
 
 

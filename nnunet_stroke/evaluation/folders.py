@@ -95,12 +95,15 @@ def _calibration_section(cases, histograms, detection_scores, images_dir) -> dic
 def evaluate_folders(ref_dir, pred_dir, protocol: str = "isles22", images_dir=None, probabilities_dir=None,
                      detection_json=None, allow_missing: bool = False, num_processes: int = 2,
                      file_ending: str | None = ".nii.gz", *, labels=None, lesion_labels=None,
-                     per_class: bool = False, detection_min_volume: float = 0.0, progress: bool = True) -> dict:
+                     per_class: bool = False, detection_min_volume: float = 0.0, progress: bool = True,
+                     resample_to_reference: bool = False) -> dict:
     """Evaluate every case of ``ref_dir`` against ``pred_dir`` and return the metrics.json structure.
 
     labels: the foreground labels the masks may hold (default: dataset.json next to ``ref_dir``, else 1);
     lesion_labels: labels that make up "lesion" (default: any foreground); per_class: also metrics per
-    label (keys ``<metric>_label<L>``); file_ending None: detect it. Raises UserError on bad input."""
+    label (keys ``<metric>_label<L>``); file_ending None: detect it; resample_to_reference: resample
+    predictions that are off the reference grid (nearest neighbour) instead of refusing them. Raises
+    UserError on bad input."""
     ref_dir, pred_dir = Path(ref_dir), Path(pred_dir)
     chosen = get_protocol(protocol)
     file_ending = file_ending or casefiles.detect_file_ending(ref_dir)
@@ -130,7 +133,8 @@ def evaluate_folders(ref_dir, pred_dir, protocol: str = "isles22", images_dir=No
         if detection_json is not None else None
     reader = casefiles.reader_class_for(file_ending, next(iter(references.values())))
     jobs = [CaseJob(case, path, predictions.get(case), reader, file_ending, allowed, lesion_labels,
-                    allowed if per_class else (), chosen.connectivity, images_dir, probabilities_dir)
+                    allowed if per_class else (), chosen.connectivity, images_dir, probabilities_dir,
+                    resample_to_reference)
             for case, path in references.items()]
     results = _run(jobs, num_processes, progress)
     cases = [case for case, _ in results]
@@ -158,7 +162,7 @@ def evaluate_folders(ref_dir, pred_dir, protocol: str = "isles22", images_dir=No
                    "images_dir": None if images_dir is None else str(images_dir.resolve()),
                    "probabilities_dir": None if probabilities_dir is None else str(probabilities_dir.resolve()),
                    "detection_json": None if detection_json is None else str(Path(detection_json).resolve()),
-                   "file_ending": file_ending},
+                   "file_ending": file_ending, "resampled_to_reference": resample_to_reference},
         "n_cases": len(cases),
         "missing_predictions": missing,
         "cases": cases,
