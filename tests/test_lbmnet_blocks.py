@@ -1,5 +1,6 @@
 """LBMNet's blocks against the paper's equations, re-computed here with functional ops in float64 from
-the blocks' own weights (Kuang et al., Front. Med. 2026: LSC eq. 1-3, ASC eq. 4-5, BAGF eq. 9-12)."""
+the blocks' own weights (Kuang et al., Front. Med. 2026: LSC eq. 1-3, ASC eq. 4-5, BSC-Mamba eq. 6-8,
+BAGF eq. 9-12)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,6 +8,7 @@ import torch.nn.functional as F
 from nnunet_stroke.networks.blocks.asc import ASCBlock
 from nnunet_stroke.networks.blocks.attention import ChannelAttention, SpatialAttention
 from nnunet_stroke.networks.blocks.bagf import BAGF
+from nnunet_stroke.networks.blocks.bsc_mamba import BSCMamba
 from nnunet_stroke.networks.blocks.lsc import LSCBlock
 
 C = 6
@@ -63,6 +65,51 @@ def test_asc_block_is_eq_4_and_5():
     expected = x + _bn(_conv(gated, block.large[0], groups=C), block.large[1])  # eq. 5
     torch.testing.assert_close(block(x), expected)
     assert block.large[0].kernel_size == (7, 7, 7) and block.large[0].groups == C
+
+
+def _eq_8(block, x):
+    """output = reshape(W_f [Mamba_f(y_seq); reverse(Mamba_b(reverse(y_seq)))]) + x, y = ASC(x) (eq. 4-8),
+    y_seq the raster flattening (depth, height, width; width fastest) after the block's pre-LayerNorm."""
+    y = block.local(x)  # eq. 4-5, checked against its own reference above
+    batch, channels, *spatial = x.shape
+    norm, (forward, backward), w_f = block.ssm.norm, block.ssm.mixers, block.ssm.fuse
+    y_seq = F.layer_norm(y.flatten(2).transpose(1, 2), (channels,), norm.weight, norm.bias, norm.eps)
+    y_fwd = forward(y_seq)  # eq. 6
+    y_bwd = backward(y_seq.flip(1)).flip(1)  # eq. 7
+    fused = F.linear(torch.cat([y_fwd, y_bwd], -1), w_f.weight, w_f.bias)
+    return fused.transpose(1, 2).reshape(batch, channels, *spatial) + x, y  # eq. 8
+
+
+def test_bsc_mamba_block_is_eq_4_to_8_with_the_input_as_residual():
+    torch.manual_seed(5)
+    block = _eval64(BSCMamba(C, dim=3))
+    with torch.no_grad():
+        torch.nn.init.normal_(block.ssm.norm.weight, 1.0, 0.2)
+        torch.nn.init.normal_(block.ssm.norm.bias, 0.0, 0.2)
+    x = torch.randn(2, C, 3, 4, 5, dtype=torch.float64)
+    expected, y = _eq_8(block, x)
+    output = block(x)
+    torch.testing.assert_close(output, expected)
+    assert (output - (expected - x + y)).abs().max() > 1e-3  # the ASC output as residual would differ
+    with torch.no_grad():  # W_f = 0: eq. 8 leaves exactly the block input x
+        block.ssm.fuse.weight.zero_()
+        block.ssm.fuse.bias.zero_()
+        torch.testing.assert_close(block(x), x, rtol=0, atol=0)
+
+
+def test_bsc_mamba_table_8_variants():
+    torch.manual_seed(6)
+    x = torch.randn(1, C, 3, 4, 5, dtype=torch.float64)
+    only_asc = _eval64(BSCMamba(C, dim=3, ssm=False))
+    torch.testing.assert_close(only_asc(x), only_asc.local(x))  # ASC alone, eq. 5 keeps its own residual
+    only_ssm = _eval64(BSCMamba(C, dim=3, asc=False))
+    assert isinstance(only_ssm.local, torch.nn.Identity)
+    with torch.no_grad():
+        only_ssm.ssm.fuse.weight.zero_()
+        only_ssm.ssm.fuse.bias.zero_()
+        torch.testing.assert_close(only_ssm(x), x, rtol=0, atol=0)
+    plain = BSCMamba(C, dim=3, asc=False, ssm=False)
+    assert plain.ssm is None and not isinstance(plain.local, torch.nn.Identity)
 
 
 def test_bagf_is_eq_9_to_12():

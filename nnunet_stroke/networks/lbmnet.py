@@ -9,7 +9,8 @@ resolution patch / prod(strides[:l+1]):
   anisotropy) then ``encoder_blocks`` LSC blocks (eq. 1-3, blocks.lsc);
 - decoder stage at level l = n-2 ... 0: transposed conv (kernel = stride = ``strides[l+1]``) to C_l,
   BAGF with the level-l encoder features (eq. 9-12, blocks.bagf), ``decoder_blocks`` BSC-Mamba blocks
-  (ASC eq. 4-5 + bidirectional SSM eq. 6-8, blocks.bsc_mamba), a 1^dim convolution head.
+  (ASC eq. 4-5 + bidirectional SSM eq. 6-8, residual = block input as eq. 8 prints it,
+  blocks.bsc_mamba), a 1^dim convolution head.
 
 On an ISLES-like plan with five levels (e.g. patch 80x112x112, strides [1,1,1] + 4 x [2,2,2]) the stem
 and the paper's four encoder stages map one-to-one onto the plan's levels; other plans get one
