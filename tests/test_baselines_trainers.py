@@ -1,10 +1,12 @@
 """Baseline trainers on the planned phantom: build from nnU-Net's plans, two training iterations and a
 prediction in-process (tiny variants); U-Mamba Bot through the stock ``nnUNetv2_train``/``nnUNetv2_predict``;
-nnU-Net's ResEnc through ``nnUNetTrainerStrokeUNet`` with ResEnc plans."""
+nnU-Net's ResEnc through ``nnUNetTrainerStrokeUNet`` with ResEnc plans; the ``_LBMNetRecipe`` trainers on
+LBMNet's recipe (section 4.2) while the plain names keep nnU-Net's schedule."""
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 
 from nnunet_helpers import predict_in_process, stock_predict, stock_train, train_in_process
 from nnunet_stroke.trainers import TRAINERS
@@ -64,3 +66,69 @@ def test_stroke_unet_with_resenc_plans_builds_nnunets_residual_encoder_unet(plan
     network = trainer_class.build_network_architecture(plans_manager, configuration, 2, 2, True)
     assert isinstance(network, ResidualEncoderUNet)
     assert list(configuration.network_arch_init_kwargs["n_blocks_per_stage"][:2]) == [1, 3]  # ResEnc M/L: 1, 3, 4, 6, ...
+
+
+RECIPE_BASELINES = ["nnUNetTrainerStrokeUNet", "nnUNetTrainerUNetPlusPlus", "nnUNetTrainerAttentionUNet",
+                    "nnUNetTrainerUNETR", "nnUNetTrainerSwinUNETR", "nnUNetTrainerTransUNet",
+                    "nnUNetTrainerUMambaBotCPU", "nnUNetTrainerSTUNet_S", "nnUNetTrainerSTUNet_B",
+                    "nnUNetTrainerSegMamba"]
+CHECKPOINT_INIT_KWARGS = {"plans", "configuration", "fold", "dataset_json", "device"}  # nnU-Net's own signature
+
+
+def _schedule(trainer) -> tuple:
+    """(lr, weight decay, epochs, global batch size, SGD momentum) as the trainer would train."""
+    trainer.network = torch.nn.Linear(2, 2)  # configure_optimizers only needs parameters
+    optimizer, _ = trainer.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.SGD)
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["weight_decay"]) == (trainer.initial_lr, trainer.weight_decay)
+    return (trainer.initial_lr, trainer.weight_decay, trainer.num_epochs, trainer.configuration_manager.batch_size,
+            group["momentum"])
+
+
+def _hybrid_loss_weights(trainer) -> torch.Tensor:
+    from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+    from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+
+    loss = trainer._build_loss()
+    assert isinstance(loss, DeepSupervisionWrapper) == trainer.enable_deep_supervision
+    inner = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
+    assert isinstance(inner, DC_and_CE_loss) and inner.ce.weight is not None
+    return inner.ce.weight
+
+
+@pytest.mark.parametrize("name", RECIPE_BASELINES)
+def test_lbmnet_recipe_trainer_trains_on_lbmnets_recipe(name, planned_phantom):
+    from nnunet_helpers import make_trainer
+    from nnunet_stroke.trainers.lbmnet import nnUNetTrainerLBMNet
+
+    recipe_class = TRAINERS[f"{name}_LBMNetRecipe"]
+    trainer = make_trainer(recipe_class, planned_phantom)
+    lbmnet = make_trainer(nnUNetTrainerLBMNet, planned_phantom)
+    assert _schedule(trainer) == _schedule(lbmnet) == (1e-3, 3e-5, 300, 2, 0.99)  # LBMNet section 4.2
+    assert trainer.enable_deep_supervision == (name not in SINGLE_OUTPUT)
+    assert torch.equal(_hybrid_loss_weights(trainer), _hybrid_loss_weights(lbmnet))
+    assert set(trainer.my_init_kwargs) == CHECKPOINT_INIT_KWARGS
+    assert recipe_class.network_preset == TRAINERS[name].network_preset  # same network as the plain name
+    tiny = TRAINERS[f"{name}_LBMNetRecipe_Tiny"]
+    assert issubclass(tiny, recipe_class) and tiny.is_tiny and tiny.tiny_preset == TRAINERS[name].tiny_preset
+
+
+@pytest.mark.parametrize("name", RECIPE_BASELINES)
+def test_plain_baseline_names_keep_nnunets_schedule(name, planned_phantom):
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    from nnunet_helpers import make_trainer
+
+    stock = make_trainer(nnUNetTrainer, planned_phantom)
+    trainer = make_trainer(TRAINERS[name], planned_phantom)
+    planned_batch = planned_phantom.plans["configurations"]["3d_fullres"]["batch_size"]
+    assert _schedule(trainer) == _schedule(stock) == (1e-2, 3e-5, 1000, planned_batch, 0.99)
+    _hybrid_loss_weights(trainer)  # the package's loss on nnU-Net's schedule
+
+
+def test_recipe_trainers_are_listed_by_the_trainers_command(capsys):
+    from nnunet_stroke.cli import main
+
+    assert main(["trainers"]) == 0
+    listed = {line for line in capsys.readouterr().out.splitlines() if line.startswith("nnUNetTrainer")}
+    assert {f"{name}_LBMNetRecipe{tiny}" for name in RECIPE_BASELINES for tiny in ("", "_Tiny")} <= listed

@@ -1,7 +1,11 @@
 """Trainers of the baselines (LBMNet Tables 1, 3, 4; nnU-Net Revisited), see docs/baselines.md.
 
-Every baseline trains with the package's loss (Dice + class-weighted CE, LBMNet eq. 13) and
-nnU-Net's schedule, as LBMNet trained all baselines with one configuration. Networks without deep
+Every baseline trains with the package's loss (Dice + class-weighted CE, LBMNet eq. 13). The names
+below keep nnU-Net's schedule (SGD lr 1e-2, weight decay 3e-5, 1000 epochs, the planned batch size);
+``nnUNetTrainer<Baseline>_LBMNetRecipe`` trains the same network on LBMNet's recipe (section 4.2: "all
+baseline methods employed the same configuration"; lr 1e-3, 300 epochs, batch size 2, see
+trainers.recipes), one per baseline of LBMNet's Table 1 and for the 3D U-Net row
+(``nnUNetTrainerStrokeUNet_LBMNetRecipe``), plus Attention U-Net and SegMamba. Networks without deep
 supervision (UNETR, SwinUNETR, Attention U-Net, SegMamba) switch nnU-Net's deep supervision off the
 way nnU-Net's own Primus trainers do (``enable_deep_supervision = False`` and a no-op
 ``set_deep_supervision_enabled``). ``param_check`` names the figure the paper-scale network's
@@ -14,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from nnunet_stroke.trainers.base import PresetTrainer
+from nnunet_stroke.trainers.base import PresetTrainer, nnUNetTrainerStrokeUNet
+from nnunet_stroke.trainers.recipes import LBMNetRecipe
 
 
 class NoDeepSupervisionMixin:
@@ -108,3 +113,22 @@ class nnUNetTrainerSTUNet_B(PresetTrainer):
     network_preset, tiny_preset = "stunet_b", "stunet_tiny"
     paper = "Huang et al., STU-Net, arXiv 2304.06716"
     param_check = "58.3 M (1 channel, 105 classes): Huang et al. 2023, arXiv 2304.06716 (model scales)"
+
+
+LBMNET_RECIPE_BASELINES = (nnUNetTrainerStrokeUNet, nnUNetTrainerUNetPlusPlus, nnUNetTrainerAttentionUNet,
+                           nnUNetTrainerUNETR, nnUNetTrainerSwinUNETR, nnUNetTrainerTransUNet,
+                           nnUNetTrainerUMambaBotCPU, nnUNetTrainerSTUNet_S, nnUNetTrainerSTUNet_B,
+                           nnUNetTrainerSegMamba)
+
+
+def _on_lbmnet_recipe(baseline: type) -> type:
+    """``<baseline>_LBMNetRecipe``: the baseline's network and loss on LBMNet's recipe (trainers.recipes)."""
+    name = f"{baseline.__name__}_LBMNetRecipe"
+    summary = (baseline.__doc__ or "").strip().splitlines()[0]
+    attributes = {"paper": f"{baseline.paper}; recipe of Kuang et al., LBMNet, Front. Med. 2026, section 4.2",
+                  "__doc__": f"{summary} On LBMNet's recipe: SGD lr 1e-3, wd 3e-5, 300 epochs, batch size 2.",
+                  "__module__": __name__, "__qualname__": name}
+    return type(name, (LBMNetRecipe, baseline), attributes)
+
+
+globals().update({trainer.__name__: trainer for trainer in map(_on_lbmnet_recipe, LBMNET_RECIPE_BASELINES)})

@@ -1,7 +1,8 @@
 """LBMNet trainers (Kuang et al., Front. Med. 2026): the paper's recipe, nnU-Net's schedule, and one
 trainer per row of the ablation Tables 6-9 and Figure 11 (see docs/lbmnet.md for the table).
 
-``nnUNetTrainerLBMNet`` follows section 4.2: SGD with momentum 0.99 (nnU-Net's Nesterov SGD and
+``nnUNetTrainerLBMNet`` follows section 4.2 through :class:`~nnunet_stroke.trainers.recipes.LBMNetRecipe`
+(shared with the ``_LBMNetRecipe`` baselines): SGD with momentum 0.99 (nnU-Net's Nesterov SGD and
 poly learning-rate decay), initial lr 1e-3, weight decay 3e-5, 300 epochs, batch size 2 (global: under
 ``-num_gpus`` nnU-Net splits it over the GPUs), deep supervision, the hybrid Dice + class-weighted CE
 loss of ``nnUNetTrainerStrokeUNet`` (eq. 13), AMP on CUDA (the selective scan itself runs in float32).
@@ -15,29 +16,17 @@ so one name per row exists for running a table top to bottom.
 """
 from __future__ import annotations
 
-import torch
-
 from nnunet_stroke.trainers.base import PresetTrainer
+from nnunet_stroke.trainers.recipes import LBMNetRecipe
 
 PAPER = "Kuang et al., LBMNet, Front. Med. 2026"
 
 
-class nnUNetTrainerLBMNet(PresetTrainer):
+class nnUNetTrainerLBMNet(LBMNetRecipe, PresetTrainer):
     """LBMNet with the paper's recipe: SGD lr 1e-3, momentum 0.99, wd 3e-5, 300 epochs, batch size 2."""
 
     network_preset, tiny_preset = "lbmnet", "lbmnet_tiny"
     paper = PAPER + ", section 3 and 4.2"
-    recipe = {"initial_lr": 1e-3, "weight_decay": 3e-5, "num_epochs": 300, "batch_size": 2}
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        if self.recipe:
-            self.initial_lr = self.recipe["initial_lr"]
-            self.weight_decay = self.recipe["weight_decay"]
-            self.num_epochs = self.recipe["num_epochs"]
-            # the trainer's own (deep-copied) configuration: nnU-Net reads the global batch size from it
-            self.configuration_manager.configuration["batch_size"] = self.recipe["batch_size"]
 
 
 class nnUNetTrainerLBMNet_NnunetSchedule(nnUNetTrainerLBMNet):
