@@ -15,10 +15,9 @@ from nnunet_stroke.errors import UserError
 
 
 def heldout_cases(dataset: str | int, fold: int) -> list[str]:
-    from nnunetv2.paths import nnUNet_preprocessed
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunet_stroke.nnunet_env import dataset_name, nnunet_folder
 
-    path = Path(nnUNet_preprocessed) / maybe_convert_to_dataset_name(dataset) / "heldout_test.json"
+    path = nnunet_folder("nnUNet_preprocessed") / dataset_name(dataset) / "heldout_test.json"
     if not path.is_file():
         raise UserError(f"{path} is missing; write the splits first: `nnunet-stroke splits {dataset}`")
     heldout = json.loads(path.read_text(encoding="utf-8"))
@@ -33,22 +32,21 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
     """Predict the fold's held-out cases into ``<fold folder>/heldout_test`` and evaluate them there."""
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from nnunetv2.paths import nnUNet_raw
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
     from nnunet_stroke.evaluation import evaluate_folders, write_metrics
     from nnunet_stroke.inference import DetectionPredictor
     from nnunet_stroke.inference.predict_command import trainer_predicts_detection
-    from nnunet_stroke.nnunet_env import with_ext_trainer
+    from nnunet_stroke.nnunet_env import dataset_name, nnunet_folder, with_ext_trainer
 
     with_ext_trainer()
     cases = heldout_cases(dataset, fold)
+    nnunet_folder("nnUNet_results")
     model_folder = Path(get_output_folder(dataset, trainer, plans, configuration))
     if not (model_folder / f"fold_{fold}" / checkpoint).is_file():
         raise UserError(f"{model_folder / f'fold_{fold}' / checkpoint} is missing; train the fold first: "
                         f"`nnunet-stroke train {dataset} {configuration} {fold} -tr {trainer} -p {plans}`")
-    raw = Path(nnUNet_raw) / maybe_convert_to_dataset_name(dataset)
+    raw = nnunet_folder("nnUNet_raw") / dataset_name(dataset)
     dataset_json = json.loads((raw / "dataset.json").read_text(encoding="utf-8"))
     ending, channels = dataset_json["file_ending"], len(dataset_json["channel_names"])
     output = model_folder / f"fold_{fold}" / "heldout_test"

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from nnunet_stroke.errors import UserError
+from nnunet_stroke.nnunet_env import dataset_name, nnunet_folder
+from nnunet_stroke.staging import atomic_write_text, check_writable
 
 NUM_CV_FOLDS = 5
 NUM_REPEATS = 5
@@ -49,11 +54,34 @@ def volume_bin(volume_ml: float | None) -> int:
 
 
 def read_cases_csv(path: Path) -> dict[str, dict[str, str]]:
+    """{case: row} of ``cases.csv``; a missing ``case`` column, a row with a missing or repeated case, or a
+    lesion volume that is not a finite number >= 0 is a UserError naming the file and line."""
     if not path.is_file():
         raise UserError(f"{path} is missing; it is written by `nnunet-stroke convert`. Re-convert the dataset, "
                         "or drop --stratify/--group")
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {row["case"]: row for row in csv.DictReader(handle)}
+    fix = "re-convert the dataset (`nnunet-stroke convert ... --overwrite`) or repair the file"
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if "case" not in (reader.fieldnames or []):
+                raise UserError(f"{path} has no 'case' column (header {reader.fieldnames}); {fix}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path} is not a readable CSV file ({error}); {fix}") from None
+    table: dict[str, dict[str, str]] = {}
+    for line, row in enumerate(rows, start=2):
+        case, volume = row.get("case"), row.get("lesion_volume_ml")
+        if not case or case in table:
+            raise UserError(f"{path}, line {line}: {'repeated' if case else 'missing'} case {case or ''!r}; {fix}")
+        try:
+            valid = volume in ("", None) or (math.isfinite(float(volume)) and float(volume) >= 0)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise UserError(f"{path}, line {line}: case {case} has lesion_volume_ml {volume!r}, not a finite "
+                            f"number >= 0 (or empty); {fix}")
+        table[case] = row
+    return table
 
 
 def make_units(cases: Sequence[str], table: dict[str, dict[str, str]] | None, stratify: bool,
@@ -133,23 +161,61 @@ def raw_cases(raw_dataset: Path) -> list[str]:
     return cases
 
 
-def write_splits(dataset: str | int, seed: int = 0, stratify: str | None = None, group: str | None = None) -> Path:
-    """Write ``splits_final.json`` and ``heldout_test.json`` into the dataset's nnUNet_preprocessed folder."""
-    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+def trained_folds(dataset_name: str) -> dict[int, list[Path]]:
+    """{fold: [fold folders holding a checkpoint_*.pth]} over every trainer and plans of the dataset's id in
+    ``$nnUNet_results`` (none when the variable is unset)."""
+    root = os.environ.get("nnUNet_results")
+    if not root or not Path(root).is_dir():
+        return {}
+    found: dict[int, list[Path]] = {}
+    for checkpoint in sorted(Path(root).glob(f"{dataset_name.split('_')[0]}_*/*/fold_*/checkpoint_*.pth")):
+        fold = checkpoint.parent.name[len("fold_"):]
+        if fold.isdigit() and checkpoint.parent not in found.get(int(fold), []):
+            found.setdefault(int(fold), []).append(checkpoint.parent)
+    return found
 
+
+def changed_folds(old_splits, old_heldout, splits: list[dict], heldout: dict[str, list[str]]) -> list[int]:
+    """Folds whose train, val or held-out test cases differ between the written and the new splits."""
+    def fold_cases(all_splits, all_heldout, fold):
+        entry = all_splits[fold] if isinstance(all_splits, list) and fold < len(all_splits) else None
+        test = all_heldout.get(str(fold)) if isinstance(all_heldout, dict) else None
+        return (sorted(entry.get("train", [])), sorted(entry.get("val", [])), sorted(test or [])) \
+            if isinstance(entry, dict) else None
+    return [fold for fold in range(len(splits))
+            if fold_cases(old_splits, old_heldout, fold) != fold_cases(splits, heldout, fold)]
+
+
+def _read_json(path: Path):
     try:
-        name = maybe_convert_to_dataset_name(dataset)
-    except RuntimeError as error:
-        raise UserError(f"{error} Convert the dataset first (`nnunet-stroke convert ...`).") from None
-    raw_dataset = Path(nnUNet_raw) / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None  # an unreadable file matches nothing: every trained fold counts as changed
+
+
+def write_splits(dataset: str | int, seed: int = 0, stratify: str | None = None, group: str | None = None,
+                 force: bool = False) -> Path:
+    """Write ``splits_final.json`` and ``heldout_test.json`` into the dataset's nnUNet_preprocessed folder.
+    Replacing splits that change folds with trained models in ``$nnUNet_results`` needs ``force`` (and
+    then the folds whose results no longer match are printed)."""
+    name = dataset_name(dataset)
+    raw_dataset = nnunet_folder("nnUNet_raw") / name
     cases = raw_cases(raw_dataset)
     table = read_cases_csv(raw_dataset / "cases.csv") if (stratify or group) else None
     splits, heldout = make_splits(cases, seed, table, stratify == "volume", GROUP_COLUMNS[group] if group else None)
-    out = Path(nnUNet_preprocessed) / name
-    out.mkdir(parents=True, exist_ok=True)
+    out = nnunet_folder("nnUNet_preprocessed") / name
+    trained = trained_folds(name)
+    stale = [fold for fold in changed_folds(_read_json(out / "splits_final.json"), _read_json(out / "heldout_test.json"),
+                                            splits, heldout) if fold in trained]
+    listing = "; ".join(f"fold {fold}: {', '.join(str(p) for p in trained[fold])}" for fold in stale)
+    if stale and not force:
+        raise UserError(f"{out / 'splits_final.json'} would change folds {', '.join(map(str, stale))}, which have "
+                        f"trained models ({listing}); their held-out cases would become training cases. Rerun with "
+                        f"the options those models were trained with, or pass --force to replace the splits anyway")
+    check_writable(out, "$nnUNet_preprocessed dataset folder")
     for filename, content in (("splits_final.json", splits), ("heldout_test.json", heldout)):
-        tmp = out / f".{filename}.tmp"
-        tmp.write_text(json.dumps(content, indent=1), encoding="utf-8")
-        tmp.replace(out / filename)
+        atomic_write_text(out / filename, json.dumps(content, indent=1))
+    if stale:
+        print(f"warning: the results of folds {', '.join(map(str, stale))} no longer match the new splits "
+              f"({listing}); retrain them or keep them out of comparisons", file=sys.stderr)
     return out / "splits_final.json"

@@ -74,13 +74,14 @@ def test_too_few_cases_is_a_user_error():
 def test_splits_command_writes_nnunet_files(planned_phantom):
     from nnunet_stroke.cli import main
 
-    assert main(["splits", str(planned_phantom.dataset_id), "--seed", "4"]) == 0
+    # --force: other tests may have trained folds of the shared phantom (the guard is tested in test_splits_guard.py)
+    assert main(["splits", str(planned_phantom.dataset_id), "--seed", "4", "--force"]) == 0
     splits = json.loads((planned_phantom.preprocessed / "splits_final.json").read_text(encoding="utf-8"))
     heldout = json.loads((planned_phantom.preprocessed / "heldout_test.json").read_text(encoding="utf-8"))
     cases = sorted(p.name[:-7] for p in (planned_phantom.raw / "labelsTr").glob("*.nii.gz"))
     assert len(splits) == 10 and sorted(heldout) == ["5", "6", "7", "8", "9"]
     assert sorted(splits[0]["train"] + splits[0]["val"]) == cases
-    assert main(["splits", str(planned_phantom.dataset_id), "--seed", "0"]) == 0  # restore the fixture's splits
+    assert main(["splits", str(planned_phantom.dataset_id), "--seed", "0", "--force"]) == 0  # restore the fixture's splits
 
 
 def test_stratification_uses_class_when_volumes_are_unknown():

@@ -12,12 +12,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--stratify", choices=["volume"], help="balance lesion-volume bins (cases.csv) across parts")
     parser.add_argument("--group", choices=["site", "duplicate"],
                         help="keep all cases of a site / of a duplicate-image group on one side of every split")
+    parser.add_argument("--force", action="store_true",
+                        help="replace splits even when folds with trained models change (their results then no "
+                             "longer match; the folds are listed)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from nnunet_stroke.splits import write_splits
 
-    path = write_splits(args.dataset, seed=args.seed, stratify=args.stratify, group=args.group)
+    path = write_splits(args.dataset, seed=args.seed, stratify=args.stratify, group=args.group, force=args.force)
     print(f"wrote {path} and {path.with_name('heldout_test.json')}")
     return 0
