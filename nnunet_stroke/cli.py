@@ -5,11 +5,16 @@ which registers its parser and sets ``func`` (called with the parsed arguments, 
 Command modules import heavy libraries (torch, nnunetv2) inside ``func`` so ``-h`` stays fast.
 A command that wraps a stock nnU-Net entry point sets ``passthrough=True``: every argument it does not
 know (``-h`` included) is handed to the stock command in ``stock_args``.
+
+Exit codes: 0 success, 2 a user error (bad input, arguments or environment: a message naming the file or
+case and the fix, no traceback), 141 (128 + SIGPIPE) when the reader of stdout went away, as in
+``nnunet-stroke trainers | head -1``.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -27,7 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        code = _run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -37,8 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as error:
-        print(f"nnunet-stroke {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(error))
+    except OSError as error:
+        from nnunet_stroke.staging import os_error_message
+
+        message = os_error_message(error)
+        if message is None:
+            raise
+        return _fail(args.command, message)
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"nnunet-stroke {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -150,5 +150,5 @@ def os_error_message(error: OSError) -> str | None:
               errno.EPERM: "operation not permitted"}
     if error.errno not in faults:
         return None
-    where = error.filename or "an output file"
-    return f"cannot write {where}: {faults[error.errno]}; free space, fix the permissions or choose another folder"
+    where = error.filename or "a file"
+    return f"{where}: {faults[error.errno]}; free space, fix the permissions or choose another folder"

@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from nnunet_stroke.arguments import positive_int
+
 # dataset -> (default dataset name, options only that converter takes)
 CONVERTERS = {
     "isles22": ("ISLES22", ("with_flair",)),
@@ -26,7 +28,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing datasets with this id")
     p.add_argument("--with-flair", action="store_true",
                    help="isles22 only: add FLAIR, resampled (linear, not registered) onto the DWI grid, as channel 2")
-    p.add_argument("-np", "--num-processes", type=int, default=2, help="parallel worker processes (default: 2)")
+    p.add_argument("-np", "--num-processes", type=positive_int, default=2,
+                   help="parallel worker processes (default: 2)")
     p.set_defaults(func=run)
 
 

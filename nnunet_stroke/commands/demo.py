@@ -1,4 +1,5 @@
 """`nnunet-stroke demo`: the whole pipeline on the synthetic phantom, on a CPU, in minutes."""
+from nnunet_stroke.arguments import positive_float, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -9,8 +10,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--workdir", default="nnunet_stroke_demo", help="folder for every file the demo writes")
     parser.add_argument("--trainer", default="nnUNetTrainerStrokeUNet_Tiny",
                         help="a CPU-sized _Tiny trainer (see `trainers`)")
-    parser.add_argument("--cases", type=int, default=None, help="phantom cases (default 80)")
-    parser.add_argument("--minutes", type=float, default=None,
+    parser.add_argument("--cases", type=positive_int, default=None, help="phantom cases (default 80)")
+    parser.add_argument("--minutes", type=positive_float, default=None,
                         help="time budget of the whole demo; training stops early to keep it (default 9.5)")
     parser.set_defaults(func=run)
 
@@ -27,8 +28,6 @@ def run(args) -> int:
     if not getattr(TRAINERS[args.trainer], "is_tiny", False):
         raise UserError(f"the demo trains on a CPU in minutes: pass a CPU-sized variant, e.g. {args.trainer}_Tiny")
     minutes = DEMO_MINUTES if args.minutes is None else args.minutes
-    if minutes <= 0:
-        raise UserError(f"--minutes must be positive, got {minutes}")
     cases = DEMO_CASES if args.cases is None else args.cases
     if cases < 10:
         raise UserError(f"--cases must be at least 10 for an 8:1:1 split with a test case, got {cases}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_stroke.arguments import positive_int
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,7 +19,8 @@ def add_parser(subparsers) -> None:
                                  "no metrics.json yet, and write their metrics.json")
     p.add_argument("--protocol", default="isles22", choices=["isles22", "atlas2", "lbmnet"],
                    help="protocol for folds evaluated here (default: isles22)")
-    p.add_argument("-np", "--num-processes", type=int, default=2, help="worker processes for --ref evaluation")
+    p.add_argument("-np", "--num-processes", type=positive_int, default=2,
+                   help="worker processes for --ref evaluation")
     p.add_argument("--out", required=True, help="summary JSON to write; a markdown table goes next to it (.md)")
     p.set_defaults(func=run)
 

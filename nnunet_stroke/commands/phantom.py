@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nnunet_stroke.arguments import positive_int
+
 LAYOUT_NAMES = ("isles22", "isles22-github", "atlas2", "teknofest", "aisd")
 
 
@@ -16,9 +18,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--layout", choices=LAYOUT_NAMES, default="isles22",
                    help="isles22 = Zenodo BIDS release, isles22-github = rawdata/derivatives release, "
                         "atlas2 = ATLAS v2.0, teknofest / aisd = CT sets (default: isles22)")
-    p.add_argument("--cases", type=int, default=20, help="number of cases (default: 20)")
+    p.add_argument("--cases", type=positive_int, default=20, help="number of cases (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None,
+    p.add_argument("--shape", type=positive_int, nargs=3, metavar=("Z", "Y", "X"), default=None,
                    help="voxels of the isotropic grid (default: the layout's small CPU size, e.g. 40 64 64 for "
                         "ISLES at 2 mm; 72 112 112 is ISLES-sized)")
     p.set_defaults(func=run)
