@@ -36,7 +36,7 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
 
     from nnunet_stroke.evaluation import evaluate_folders, write_metrics
     from nnunet_stroke.inference import DetectionPredictor
-    from nnunet_stroke.inference.predict_command import trainer_predicts_detection
+    from nnunet_stroke.inference.predict_command import trainer_prediction_kind, trainer_predicts_detection
     from nnunet_stroke.nnunet_env import dataset_name, nnunet_folder, with_ext_trainer
 
     with_ext_trainer()
@@ -46,6 +46,11 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
     if not (model_folder / f"fold_{fold}" / checkpoint).is_file():
         raise UserError(f"{model_folder / f'fold_{fold}' / checkpoint} is missing; train the fold first: "
                         f"`nnunet-stroke train {dataset} {configuration} {fold} -tr {trainer} -p {plans}`")
+    if trainer_prediction_kind(trainer) == "classification":  # validation -> threshold -> test cases
+        from nnunet_stroke.workflows.classification import predict_heldout_classification
+
+        return predict_heldout_classification(dataset, configuration, fold, trainer, plans=plans, device=device,
+                                              checkpoint=checkpoint, use_mirroring=use_mirroring)
     raw = nnunet_folder("nnUNet_raw") / dataset_name(dataset)
     dataset_json = json.loads((raw / "dataset.json").read_text(encoding="utf-8"))
     ending, channels = dataset_json["file_ending"], len(dataset_json["channel_names"])

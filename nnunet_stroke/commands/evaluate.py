@@ -13,8 +13,8 @@ def add_parser(subparsers) -> None:
         description="Evaluate nnU-Net predictions CASE<ending> against reference labels CASE<ending>: Dice, IoU, "
                     "F2, Recall, Precision, HD95, volume and lesion-count differences, lesion-wise F1, lesion-size "
                     "strata, patient-level detection, calibration and Bland-Altman. Details: docs/evaluation.md.")
-    p.add_argument("--ref", required=True, help="folder of reference label maps (e.g. nnUNet_raw/DatasetX/labelsTr)")
-    p.add_argument("--pred", required=True, help="folder of predicted label maps (nnUNetv2_predict output)")
+    p.add_argument("--ref", help="folder of reference label maps (e.g. nnUNet_raw/DatasetX/labelsTr)")
+    p.add_argument("--pred", help="folder of predicted label maps (nnUNetv2_predict output)")
     p.add_argument("--protocol", default="isles22", choices=["isles22", "atlas2", "lbmnet"],
                    help="isles22: 26-connected lesions, volumes in ml; atlas2: 6-connected, volumes in voxels; "
                         "lbmnet: the paper's table metrics (default: isles22)")
@@ -41,6 +41,11 @@ def add_parser(subparsers) -> None:
                         "refusing them; only when you know both are in the same physical space")
     p.add_argument("-np", "--num-processes", type=positive_int, default=2,
                    help="parallel worker processes (default: 2)")
+    p.add_argument("--classification", help="classification.json of a classifier (instead of --ref/--pred): "
+                                            "accuracy, AUROC, ECE, ... with bootstrap CIs (needs --cases)")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two classification.json on the same cases: "
+                                                                  "McNemar's test and the paired AUROC difference")
+    p.add_argument("--cases", help="the dataset's cases.csv (labels for --classification / --compare)")
     p.add_argument("--out", required=True, help="metrics.json to write")
     p.set_defaults(func=run)
 
@@ -53,6 +58,14 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_stroke.evaluation import evaluate_folders, write_metrics
     from nnunet_stroke.staging import check_writable
 
+    if args.classification or args.compare:
+        from nnunet_stroke.workflows.classification import evaluate_classifier_files
+
+        return evaluate_classifier_files(args.classification, args.compare, args.cases, args.out)
+    if not (args.ref and args.pred):
+        from nnunet_stroke.errors import UserError
+
+        raise UserError("give --ref and --pred (segmentations), or --classification/--compare with --cases")
     check_writable(Path(args.out).parent, "the folder of --out")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # printed below from metrics["warnings"]

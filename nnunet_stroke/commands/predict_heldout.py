@@ -28,6 +28,14 @@ def run(args) -> int:
     metrics = predict_heldout(args.dataset, args.configuration, args.fold, args.trainer, plans=args.plans,
                               protocol=args.protocol, device=device, checkpoint=args.checkpoint,
                               use_mirroring=not args.disable_tta)
+    if metrics["protocol"] == "classification":
+        auroc, rule = metrics["aggregate"]["auroc"]["value"], metrics["threshold"]
+        auroc_text = "undefined" if auroc is None else f"{auroc:.4f}"
+        rule_text = "argmax" if rule["threshold"] is None else f"p >= {rule['threshold']:.4g}"
+        print(f"{metrics['n_cases']} held-out cases: accuracy {metrics['aggregate']['accuracy']['value']:.4f}, "
+              f"AUROC {auroc_text}, labels {rule_text} (chosen on the validation cases); metrics.json in the "
+              f"fold's heldout_test folder")
+        return 0
     dice = metrics["aggregate"]["dice"]
     spread = f" +- {dice['std']:.4f}" if dice["std"] is not None else ""  # std is null for a single case
     print(f"{len(metrics['cases'])} held-out cases: mean Dice {dice['mean']:.4f}{spread}; metrics.json in the "

@@ -1,6 +1,8 @@
 """``nnunet-stroke predict``: the arguments of ``nnUNetv2_predict``; networks with a detection head are
 predicted with :class:`~nnunet_stroke.inference.detection_predictor.DetectionPredictor` (segmentations
-exactly as nnU-Net writes them, plus ``detection.json``), every other trainer with the stock command.
+exactly as nnU-Net writes them, plus ``detection.json``), classifiers (``predicts_classification``) with
+:class:`~nnunet_stroke.inference.classification_predictor.ClassificationPredictor` (``classification.json``
+only), every other trainer with the stock command.
 
 The stock command builds its parser inside ``predict_entry_point``, so the options are mirrored here
 (same names, defaults and meaning).
@@ -42,16 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def trainer_predicts_detection(trainer_name: str) -> bool:
+def trainer_prediction_kind(trainer_name: str) -> str:
+    """``"classification"``, ``"detection"`` or ``"segmentation"``: the one place that decides how a trainer's
+    models are predicted, from its class attribute ``predicts_classification`` / ``predicts_detection``
+    (the package's trainers, else the class nnU-Net finds by name; unknown names are left to the stock command)."""
     from nnunet_stroke.trainers import TRAINERS
 
-    return bool(getattr(TRAINERS.get(trainer_name), "predicts_detection", False))
+    trainer = TRAINERS.get(trainer_name)
+    if trainer is None:
+        from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+        try:
+            trainer = recursive_find_trainer_class_by_name(trainer_name)
+        except (RuntimeError, AssertionError):
+            return "segmentation"
+    return next((kind for kind in ("classification", "detection") if getattr(trainer, f"predicts_{kind}", False)),
+                "segmentation")
+
+
+def trainer_predicts_detection(trainer_name: str) -> bool:
+    return trainer_prediction_kind(trainer_name) == "detection"
 
 
 def run_predict(argv: list[str]) -> int:
     """Predict as ``nnUNetv2_predict argv`` does; returns the exit code (nnUNet_extTrainer must be set)."""
     args = build_parser().parse_args(argv)
-    if not trainer_predicts_detection(args.tr):
+    kind = trainer_prediction_kind(args.tr)
+    if kind == "segmentation":
         from nnunetv2.inference.predict_from_raw_data import predict_entry_point
 
         sys.argv = ["nnUNetv2_predict", *argv]
@@ -76,6 +95,10 @@ def run_predict(argv: list[str]) -> int:
         torch.set_num_threads(1)
         torch.set_num_interop_threads(1)
     os.makedirs(args.o, exist_ok=True)
+    if kind == "classification":
+        from nnunet_stroke.inference.classification_predictor import predict_classification_command
+
+        return predict_classification_command(args, model_folder, folds)
     predictor = DetectionPredictor(tile_step_size=args.step_size, use_gaussian=True, use_mirroring=not args.disable_tta,
                                    perform_everything_on_device=not args.not_on_device,
                                    device=torch.device(args.device), verbose=args.verbose,
