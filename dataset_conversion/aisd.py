@@ -73,8 +73,15 @@ def read_ct_series(ct_dir: Path, case: str) -> sitk.Image:
         what = "no DICOM series" if not series else f"{len(series)} DICOM series"
         raise UserError(f"case {case}: {ct_dir} holds {what} (expected one CT series); restore it from the "
                         f"dicom-*.tar.gz archives or delete the case's mask folder to leave the case out")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(ct_dir), series[0])
+    left_out = sorted(p for p in ct_dir.iterdir() if p.is_file() and p.suffix.lower() in (".dcm", "")
+                      and not is_resource_fork(p) and str(p) not in set(files))
+    if left_out:  # GDCM drops a truncated or corrupt slice from the series without an error
+        raise UserError(f"case {case}: {left_out[0]} is not a readable slice of the CT series in {ct_dir} "
+                        f"({len(left_out)} such files; truncated or corrupt); re-extract it from the "
+                        "dicom-*.tar.gz archive")
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(ct_dir), series[0]))
+    reader.SetFileNames(files)
     try:
         return reader.Execute()
     except RuntimeError as error:
