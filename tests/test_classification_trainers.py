@@ -46,3 +46,58 @@ def test_unlabelled_rows_and_bad_volumes_name_the_file_and_case(tmp_path):
         case_labels(tmp_path / "missing.csv", "presence")
     with pytest.raises(ValueError):
         case_labels(write_csv(tmp_path, "a,1,1,,lesion\n"), "severity")
+
+
+# ---- whole-image batches ---------------------------------------------------------------------------------
+import json  # noqa: E402
+import os  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from nnunet_stroke.trainers.whole_image_data import balanced_choice, pad_to_common_shape  # noqa: E402
+
+
+def test_balanced_sampling_draws_every_class_equally_often():
+    identifiers = [f"n{i}" for i in range(18)] + ["s0", "s1"]
+    labels = {i: int(i.startswith("s")) for i in identifiers}
+    drawn = balanced_choice(identifiers, labels, 4000, np.random.default_rng(0))
+    share = np.mean([labels[d] for d in drawn])
+    assert 0.46 < share < 0.54  # 10% of the cases, half of the draws
+    assert set(drawn) == set(identifiers)  # every case within its class is drawn
+
+
+def test_batches_are_zero_padded_and_centred():
+    a, b = np.ones((1, 2, 4), np.float32), 2 * np.ones((1, 4, 2), np.float32)
+    batch = pad_to_common_shape([a, b])
+    assert batch.shape == (2, 1, 4, 4)
+    expected_a = np.zeros((1, 4, 4), np.float32)
+    expected_a[:, 1:3, :] = 1
+    expected_b = np.zeros((1, 4, 4), np.float32)
+    expected_b[:, :, 1:3] = 2
+    assert np.array_equal(batch[0], expected_a) and np.array_equal(batch[1], expected_b)
+
+
+# ---- a tiny classifier on the phantom --------------------------------------------------------------------
+def test_tiny_pmsan_classifier_trains_validates_and_stores_its_classes(planned_phantom):
+    from nnunet_helpers import train_in_process
+
+    from nnunet_stroke.trainers import nnUNetTrainerPMSANClassifier_S_Tiny
+
+    names, labels = case_labels(planned_phantom.raw / "cases.csv", "presence")
+    trainer = train_in_process(nnUNetTrainerPMSANClassifier_S_Tiny, planned_phantom, fold=0, iterations=2)
+    folder = trainer.output_folder
+    checkpoint = torch.load(f"{folder}/checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["classification_classes"] == names == ["no_stroke", "stroke"]
+    assert os.path.isfile(f"{folder}/checkpoint_best.pth")
+    trainer.perform_actual_validation()
+    predictions = json.loads(open(f"{folder}/validation/classification.json", encoding="utf-8").read())
+    _, val_keys = trainer.do_split()
+    assert sorted(predictions) == sorted(val_keys)
+    for entry in predictions.values():
+        assert set(entry["probabilities"]) == set(names)
+        assert abs(sum(entry["probabilities"].values()) - 1) < 1e-5
+        assert entry["label"] == max(entry["probabilities"], key=entry["probabilities"].get)
+    summary = json.loads(open(f"{folder}/validation/summary.json", encoding="utf-8").read())
+    assert summary["n"] == len(val_keys)
+    assert summary["cases_per_class"] == {c: sum(labels[k] == i for k in val_keys) for i, c in enumerate(names)}

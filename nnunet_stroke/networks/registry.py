@@ -51,6 +51,8 @@ _ARCHITECTURE_MODULES = (
     "nnunet_stroke.networks.plain_unet",
     "nnunet_stroke.networks.lbmnet",
     "nnunet_stroke.networks.pmsan",
+    "nnunet_stroke.networks.pmsan_classifier",
+    "nnunet_stroke.networks.strokenext",
     "nnunet_stroke.networks.baselines",
 )
 
