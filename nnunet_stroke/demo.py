@@ -45,6 +45,9 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     (``NNUNET_STROKE_TINY_MINUTES``, see trainers.tiny), unless that variable is set already."""
     started = time.time()
     workdir = workdir.resolve()
+    from nnunet_stroke.staging import atomic_write_text, check_writable
+
+    check_writable(workdir, "the demo's --workdir")
     point_nnunet_at(workdir)
     from nnunet_stroke.nnunet_env import with_ext_trainer
 
@@ -92,7 +95,7 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     summary["epochs_trained"] = nnunet_trainer.current_epoch
     summary["iterations_per_epoch"] = nnunet_trainer.num_iterations_per_epoch
     write_report(workdir, trainer, metrics)
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    atomic_write_text(workdir / "summary.json", json.dumps(summary, indent=1))
     print_table(metrics, summary)
     return summary
 

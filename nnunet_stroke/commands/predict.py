@@ -15,7 +15,9 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from nnunet_stroke.inference import run_predict
-    from nnunet_stroke.nnunet_env import with_ext_trainer
+    from nnunet_stroke.nnunet_env import nnunet_folder, with_ext_trainer
 
+    if not {"-h", "--help"} & set(args.stock_args):
+        nnunet_folder("nnUNet_results")
     with_ext_trainer()
     return run_predict(args.stock_args)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 from nnunetv2.configuration import default_num_processes
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+from nnunet_stroke.staging import atomic_write_text
 
 DETECTION_FILE = "detection.json"
 
@@ -31,10 +32,7 @@ def write_detection_json(folder: str | Path, probabilities: dict[str, float]) ->
     path = Path(folder) / DETECTION_FILE
     merged = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     merged.update({case: float(p) for case, p in probabilities.items()})
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".detection-", suffix=".json")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(dict(sorted(merged.items())), stream, indent=2)
-    os.replace(temporary, path)
+    atomic_write_text(path, json.dumps(dict(sorted(merged.items())), indent=2))  # normal permissions
     return path
 
 
