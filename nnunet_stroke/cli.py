@@ -6,9 +6,11 @@ Command modules import heavy libraries (torch, nnunetv2) inside ``func`` so ``-h
 A command that wraps a stock nnU-Net entry point sets ``passthrough=True``: every argument it does not
 know (``-h`` included) is handed to the stock command in ``stock_args``.
 
-Exit codes: 0 success, 2 a user error (bad input, arguments or environment: a message naming the file or
-case and the fix, no traceback), 141 (128 + SIGPIPE) when the reader of stdout went away, as in
-``nnunet-stroke trainers | head -1``.
+SIGTERM (a SLURM time limit, `kill`) ends the command through the normal exception path, so staging
+folders are removed as after any error (SIGKILL cannot be caught: the next run removes what it leaves,
+see nnunet_stroke/staging.py). Exit codes: 0 success, 2 a user error (bad input, arguments or
+environment: a message naming the file or case and the fix, no traceback), 141 (128 + SIGPIPE) when the
+reader of stdout went away, as in ``nnunet-stroke trainers | head -1``.
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
 
 from nnunet_stroke import __version__, commands
 from nnunet_stroke.errors import UserError
@@ -31,7 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = _run(sys.argv[1:] if argv is None else argv)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit

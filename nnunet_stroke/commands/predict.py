@@ -14,10 +14,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from nnunet_stroke.inference import run_predict
     from nnunet_stroke.nnunet_env import nnunet_folder, with_ext_trainer
 
     if not {"-h", "--help"} & set(args.stock_args):
         nnunet_folder("nnUNet_results")
+    from nnunet_stroke.inference import run_predict
+
     with_ext_trainer()
     return run_predict(args.stock_args)
