@@ -1,7 +1,8 @@
-"""`nnunet-stroke distill ID CONFIG FOLD`: PMSAN progressive knowledge distillation (Algorithm 1 of Nalla &
-Deepak): train PMSAN-XL, then PMSAN-L from XL, M from L and S from M, each with nnU-Net's own
-``nnUNetv2_train`` (the distillation trainers find their teacher by convention, see
-nnunet_stroke/trainers/distillation.py). Models whose ``checkpoint_final.pth`` exists are kept unless
+"""`nnunet-stroke distill ID CONFIG FOLD [--family PMSAN|PMSANClassifier]`: PMSAN progressive knowledge
+distillation (Algorithm 1 of Nalla & Deepak): train PMSAN-XL, then PMSAN-L from XL, M from L and S from M,
+each with nnU-Net's own ``nnUNetv2_train`` (the distillation trainers find their teacher by convention, see
+nnunet_stroke/trainers/distillation.py). ``--family PMSANClassifier`` distils the paper's patient-level
+classifier; ``PMSAN`` (the default) PMSAN-Seg, segmentation with an auxiliary detection head. Models whose ``checkpoint_final.pth`` exists are kept unless
 ``--retrain``, so an interrupted chain resumes where it stopped."""
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("configuration", help="nnU-Net configuration, e.g. 3d_fullres or 2d")
     parser.add_argument("fold", help="fold (0-9 with the package's splits, or 'all')")
     parser.add_argument("-p", dest="plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    parser.add_argument("--family", default="PMSAN", choices=("PMSAN", "PMSANClassifier"),
+                        help="PMSANClassifier: the paper's classifier; PMSAN: PMSAN-Seg (default)")
     parser.add_argument("--smallest", default="S", choices=("S", "M", "L"), help="stop after this size (default S)")
     parser.add_argument("--tiny", action="store_true", help="CPU-sized _Tiny trainers (tiny presets, short schedule)")
     parser.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"), help="device (default cuda)")
@@ -45,7 +48,7 @@ def run(args) -> int:
 
     from nnunet_stroke.trainers.distillation import distillation_chain
 
-    for trainer in distillation_chain(args.smallest, "_Tiny" if args.tiny else ""):
+    for trainer in distillation_chain(args.smallest, "_Tiny" if args.tiny else "", args.family):
         try:
             folder = Path(get_output_folder(args.dataset, trainer, args.plans, args.configuration, args.fold))
         except RuntimeError as error:

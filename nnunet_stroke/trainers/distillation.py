@@ -1,21 +1,25 @@
-"""Progressive knowledge distillation of PMSAN (Nalla & Deepak, Algorithm 1; docs/pmsan.md).
+"""Progressive knowledge distillation of PMSAN (Nalla & Deepak, Algorithm 1; docs/pmsan.md), for both
+families: the paper's classifier (``PMSANClassifier``) and PMSAN-Seg (``PMSAN``, segmentation with an
+auxiliary detection head).
 
-XL is trained with the plain joint loss; then L learns from XL, M from L and S from M. A student:
+XL is trained with its plain loss (the classifier: cross-entropy, Algorithm 1 step 1); then L learns from
+XL, M from L and S from M. A student:
 
-1. starts from its teacher: every student tensor takes the leading slice of the teacher tensor of the
-   same name (leading output and input channels; leading blocks of a stage, since block ``i`` has the
-   same name in both), see :func:`initialize_from_teacher`;
-2. is trained with ``alpha * L_hard + (1 - alpha) * T**2 * [KL(p_t || p_s) + w_det * KL(q_t || q_s)]``
-   where ``L_hard`` is the joint segmentation + detection loss of :mod:`~nnunet_stroke.trainers.pmsan`,
-   ``p`` the voxel softmax of the full-resolution logits at temperature ``T`` (KL summed over classes,
-   averaged over voxels), ``q`` the detection probability sigmoid(logit / T) (a two-class softmax), and
-   ``w_det`` the detection loss weight. ``alpha`` = 0.5 and ``T`` = 2 (Hinton et al.'s usual choices;
-   the paper names neither).
+1. starts from its teacher (step 3): every student tensor takes its slice of the teacher tensor of the
+   same name, chunk by chunk where a tensor is a concatenation (gates, concatenated paths), see
+   :func:`nnunet_stroke.networks.pmsan_init.initialize_from_teacher`;
+2. is trained with ``L = alpha * L_hard + (1 - alpha) * T**2 * KL(teacher || student)`` (step 4), ``alpha``
+   = 0.5 and ``T`` = 2 (Hinton et al.'s usual choices; the paper names neither). Classifier: ``L_hard`` is
+   the cross-entropy on patient labels and the KL is over the softened class probabilities. PMSAN-Seg:
+   ``L_hard`` is its joint segmentation + detection loss, the KL term is ``KL(p_t || p_s) + w_det *
+   KL(q_t || q_s)`` with ``p`` the voxel softmax of the full-resolution logits at temperature ``T`` (KL
+   summed over classes, averaged over voxels), ``q`` the detection probability sigmoid(logit / T) and
+   ``w_det`` the detection loss weight.
 
 The teacher is found by convention, so the stock ``nnUNetv2_train`` works: same dataset, configuration,
-fold and plans, trainer = the next larger size (``nnUNetTrainerPMSAN_S_Distill[_Tiny]`` ->
-``nnUNetTrainerPMSAN_M_Distill[_Tiny]``, ..., ``nnUNetTrainerPMSAN_L_Distill[_Tiny]`` ->
-``nnUNetTrainerPMSAN_XL[_Tiny]``), checkpoint ``checkpoint_final.pth`` in nnU-Net's results folder.
+fold and plans, trainer = the next larger size of the same family (``nnUNetTrainer<F>_S_Distill[_Tiny]`` ->
+``nnUNetTrainer<F>_M_Distill[_Tiny]`` -> ``nnUNetTrainer<F>_L_Distill[_Tiny]`` -> ``nnUNetTrainer<F>_XL[_Tiny]``),
+checkpoint ``checkpoint_final.pth`` in nnU-Net's results folder.
 """
 from __future__ import annotations
 
@@ -28,13 +32,18 @@ from nnunetv2.utilities.file_path_utilities import get_output_folder
 from torch import nn
 
 from nnunet_stroke.errors import UserError
+from nnunet_stroke.networks.pmsan_init import initialize_from_teacher
+from nnunet_stroke.trainers.classification import CHECKPOINT_CLASSES_KEY
 from nnunet_stroke.trainers.pmsan import (PMSANTrainer, nnUNetTrainerPMSAN_L, nnUNetTrainerPMSAN_M,
                                           nnUNetTrainerPMSAN_S, unwrap)
+from nnunet_stroke.trainers.pmsan_classifier import (PMSANClassifierTrainer, nnUNetTrainerPMSANClassifier_L,
+                                                     nnUNetTrainerPMSANClassifier_M, nnUNetTrainerPMSANClassifier_S)
 
 DISTILLATION_ALPHA = 0.5
 TEMPERATURE = 2.0
 SIZES = ("S", "M", "L", "XL")
-_STUDENT = re.compile(r"^nnUNetTrainerPMSAN_(S|M|L)_Distill(.*)$")
+FAMILIES = ("PMSAN", "PMSANClassifier")
+_STUDENT = re.compile(r"^nnUNetTrainer(PMSAN|PMSANClassifier)_(S|M|L)_Distill(.*)$")
 
 
 def teacher_trainer_name(student_trainer_name: str) -> str:
@@ -42,31 +51,18 @@ def teacher_trainer_name(student_trainer_name: str) -> str:
     match = _STUDENT.match(student_trainer_name)
     if match is None:
         raise ValueError(f"{student_trainer_name} is not a PMSAN distillation trainer")
-    size, suffix = match.groups()
+    family, size, suffix = match.groups()
     larger = SIZES[SIZES.index(size) + 1]
-    return f"nnUNetTrainerPMSAN_{larger}{suffix}" if larger == "XL" else f"nnUNetTrainerPMSAN_{larger}_Distill{suffix}"
+    return f"nnUNetTrainer{family}_{larger}{suffix}" if larger == "XL" else \
+        f"nnUNetTrainer{family}_{larger}_Distill{suffix}"
 
 
-def distillation_chain(smallest: str = "S", suffix: str = "") -> list[str]:
+def distillation_chain(smallest: str = "S", suffix: str = "", family: str = "PMSAN") -> list[str]:
     """Trainers in Algorithm 1's order: XL, then every distilled size down to ``smallest``."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     sizes = SIZES[SIZES.index(smallest):-1][::-1]
-    return [f"nnUNetTrainerPMSAN_XL{suffix}"] + [f"nnUNetTrainerPMSAN_{s}_Distill{suffix}" for s in sizes]
-
-
-def initialize_from_teacher(student: nn.Module, teacher_state: dict[str, torch.Tensor]) -> tuple[int, int]:
-    """Copy the leading slice of each same-named, at-least-as-large teacher tensor into the student;
-    returns (parameters copied, student parameters)."""
-    copied = total = 0
-    with torch.no_grad():
-        for name, parameter in student.named_parameters():
-            total += parameter.numel()
-            source = teacher_state.get(name)
-            if source is None or source.dim() != parameter.dim() or any(
-                    t < s for t, s in zip(source.shape, parameter.shape)):
-                continue
-            parameter.copy_(source[tuple(slice(0, s) for s in parameter.shape)])
-            copied += parameter.numel()
-    return copied, total
+    return [f"nnUNetTrainer{family}_XL{suffix}"] + [f"nnUNetTrainer{family}_{s}_Distill{suffix}" for s in sizes]
 
 
 def softened_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -81,7 +77,9 @@ def binary_logits(logit: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.zeros_like(logit), logit], dim=1)
 
 
-class PMSANDistillationTrainer(PMSANTrainer):
+class TeacherMixin:
+    """Finds, loads and copies from the teacher (module docstring); combined with a trainer of either family."""
+
     distillation_alpha = DISTILLATION_ALPHA
     temperature = TEMPERATURE
 
@@ -91,22 +89,28 @@ class PMSANDistillationTrainer(PMSANTrainer):
                                    self.configuration_name, self.fold)
         return teacher, Path(folder) / "checkpoint_final.pth"
 
+    def teacher_outputs(self, checkpoint: dict) -> int:
+        """Output channels of the teacher network stored in ``checkpoint``."""
+        return self.label_manager.num_segmentation_heads
+
     def load_teacher(self) -> nn.Module:
         from nnunet_stroke.trainers import TRAINERS
 
-        teacher_name, checkpoint = self.teacher_checkpoint()
-        if not checkpoint.is_file():
+        teacher_name, checkpoint_file = self.teacher_checkpoint()
+        if not checkpoint_file.is_file():
             dataset = self.plans_manager.dataset_name
+            family = _STUDENT.match(type(self).__name__).group(1)
             raise UserError(
-                f"{type(self).__name__} distils from {teacher_name}, but its checkpoint {checkpoint} does not exist. "
-                f"Train the teacher first (`nnunet-stroke train {dataset} {self.configuration_name} {self.fold} "
-                f"-tr {teacher_name} -p {self.plans_manager.plans_name}`), or run the whole chain with "
-                f"`nnunet-stroke distill {dataset} {self.configuration_name} {self.fold}`.")
+                f"{type(self).__name__} distils from {teacher_name}, but its checkpoint {checkpoint_file} does not "
+                f"exist. Train the teacher first (`nnunet-stroke train {dataset} {self.configuration_name} "
+                f"{self.fold} -tr {teacher_name} -p {self.plans_manager.plans_name}`), or run the whole chain with "
+                f"`nnunet-stroke distill {dataset} {self.configuration_name} {self.fold} --family {family}`.")
+        checkpoint = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
         teacher = TRAINERS[teacher_name].build_network_architecture(
             self.plans_manager, self.configuration_manager, self.num_input_channels,
-            self.label_manager.num_segmentation_heads, enable_deep_supervision=False)
-        teacher.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["network_weights"])
-        self.print_to_log_file(f"Teacher: {teacher_name} from {checkpoint}")
+            self.teacher_outputs(checkpoint), enable_deep_supervision=False)
+        teacher.load_state_dict(checkpoint["network_weights"])
+        self.print_to_log_file(f"Teacher: {teacher_name} from {checkpoint_file}")
         return teacher.to(self.device).eval().requires_grad_(False)
 
     def initialize(self):
@@ -117,6 +121,10 @@ class PMSANDistillationTrainer(PMSANTrainer):
         copied, total = initialize_from_teacher(unwrap(self.network), self.teacher.state_dict())
         self.print_to_log_file(f"Student initialised from the teacher: {copied} of {total} parameters "
                                f"({copied / total:.1%}) are slices of teacher tensors")
+
+
+class PMSANDistillationTrainer(TeacherMixin, PMSANTrainer):
+    """PMSAN-Seg student: joint loss + softened KL of voxel and detection outputs."""
 
     def compute_train_loss(self, data: torch.Tensor, target) -> torch.Tensor:
         output, detection_logit = self.forward_with_detection(data)
@@ -131,13 +139,47 @@ class PMSANDistillationTrainer(PMSANTrainer):
         return self.distillation_alpha * hard + (1 - self.distillation_alpha) * soft
 
 
+class PMSANClassifierDistillationTrainer(TeacherMixin, PMSANClassifierTrainer):
+    """PMSAN classifier student: ``alpha * CE + (1 - alpha) * T^2 KL(teacher || student)`` on class logits."""
+
+    def teacher_outputs(self, checkpoint: dict) -> int:
+        classes = checkpoint.get(CHECKPOINT_CLASSES_KEY)
+        if classes != self.class_names:
+            raise UserError(f"the teacher checkpoint's classes {classes} differ from the student's {self.class_names}; "
+                            f"retrain the teacher on the current cases.csv")
+        return len(classes)
+
+    def distillation_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                          target: torch.Tensor) -> torch.Tensor:
+        hard = self.loss(student_logits.float(), target)
+        soft = softened_kl(teacher_logits, student_logits, self.temperature)
+        return self.distillation_alpha * hard + (1 - self.distillation_alpha) * soft
+
+    def compute_train_loss(self, data: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            teacher_logits = self.teacher(data)
+        return self.distillation_loss(self.network(data), teacher_logits, target)
+
+
 class nnUNetTrainerPMSAN_L_Distill(PMSANDistillationTrainer, nnUNetTrainerPMSAN_L):
-    """PMSAN-L distilled from PMSAN-XL (Algorithm 1), initialised from XL's weights."""
+    """PMSAN-Seg L distilled from PMSAN-Seg XL (Algorithm 1), initialised from XL's weights."""
 
 
 class nnUNetTrainerPMSAN_M_Distill(PMSANDistillationTrainer, nnUNetTrainerPMSAN_M):
-    """PMSAN-M distilled from nnUNetTrainerPMSAN_L_Distill (Algorithm 1), initialised from its weights."""
+    """PMSAN-Seg M distilled from nnUNetTrainerPMSAN_L_Distill (Algorithm 1), initialised from its weights."""
 
 
 class nnUNetTrainerPMSAN_S_Distill(PMSANDistillationTrainer, nnUNetTrainerPMSAN_S):
-    """PMSAN-S distilled from nnUNetTrainerPMSAN_M_Distill (Algorithm 1), initialised from its weights."""
+    """PMSAN-Seg S distilled from nnUNetTrainerPMSAN_M_Distill (Algorithm 1), initialised from its weights."""
+
+
+class nnUNetTrainerPMSANClassifier_L_Distill(PMSANClassifierDistillationTrainer, nnUNetTrainerPMSANClassifier_L):
+    """PMSAN-L classifier distilled from the XL classifier (Algorithm 1), initialised from XL's weights."""
+
+
+class nnUNetTrainerPMSANClassifier_M_Distill(PMSANClassifierDistillationTrainer, nnUNetTrainerPMSANClassifier_M):
+    """PMSAN-M classifier distilled from nnUNetTrainerPMSANClassifier_L_Distill (Algorithm 1)."""
+
+
+class nnUNetTrainerPMSANClassifier_S_Distill(PMSANClassifierDistillationTrainer, nnUNetTrainerPMSANClassifier_S):
+    """PMSAN-S classifier distilled from nnUNetTrainerPMSANClassifier_M_Distill (Algorithm 1)."""

@@ -51,6 +51,10 @@ class MultiScaleBlock(nn.Module):
         )
         self.nonlin = nn.LeakyReLU(0.01, inplace=True)
 
+    def chunked_parameters(self) -> dict[str, tuple[int, int]]:
+        """The merge convolution reads the concatenated paths: one chunk of its input axis per path."""
+        return {"merge.0.weight": (1, len(self.paths))}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         outputs = []

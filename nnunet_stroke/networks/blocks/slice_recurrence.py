@@ -32,6 +32,12 @@ class ConvGRUCell(nn.Module):
         self.input_gates = nn.Conv2d(input_channels, 3 * hidden_channels, kernel_size, padding=kernel_size // 2)
         self.hidden_gates = nn.Conv2d(hidden_channels, 3 * hidden_channels, kernel_size, padding=kernel_size // 2)
 
+    def chunked_parameters(self) -> dict[str, tuple[int, int]]:
+        """Tensors made of equal chunks, {name: (axis, chunks)}: the [r | z | n] gates along the output axis
+        (used by distillation to slice a smaller cell's gates out of a larger one's, gate by gate)."""
+        return {name: (0, 3) for name in ("input_gates.weight", "input_gates.bias",
+                                          "hidden_gates.weight", "hidden_gates.bias")}
+
     def step(self, input_gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One update from precomputed ``input_gates(x)`` (computed for all slices in one convolution)."""
         x_r, x_z, x_n = input_gates.chunk(3, dim=1)
@@ -56,6 +62,10 @@ class SliceRecurrence(nn.Module):
         self.merge = nn.Sequential(nn.Conv2d(2 * hidden_channels, channels, 1, bias=False),
                                    instance_norm(channels))
         self.nonlin = nn.LeakyReLU(0.01, inplace=True)
+
+    def chunked_parameters(self) -> dict[str, tuple[int, int]]:
+        """The merge convolution reads [forward | backward] hidden states: two chunks of its input axis."""
+        return {"merge.0.weight": (1, 2)}
 
     @staticmethod
     def run(cell: ConvGRUCell, sequence: torch.Tensor, reverse: bool) -> torch.Tensor:

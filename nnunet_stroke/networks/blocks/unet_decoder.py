@@ -31,6 +31,10 @@ class UNetDecoder2d(nn.Module):
             self.stages.append(nn.Sequential(*units))
             self.segmentation_heads.append(nn.Conv2d(here, num_classes, 1))
 
+    def chunked_parameters(self) -> dict[str, tuple[int, int]]:
+        """The first convolution of each stage reads [upsampled | skip]: two chunks of its input axis."""
+        return {f"stages.{i}.0.0.weight": (1, 2) for i in range(len(self.stages))}
+
     def forward(self, skips: Sequence[torch.Tensor]):
         x = skips[-1]
         outputs = []
