@@ -1,4 +1,4 @@
-"""selective_scan against the float64 naive recurrence (tests/ssm_naive.py): outputs and gradients."""
+"""selective_scan (default backend: numba on CPU) against the float64 naive recurrence (tests/ssm_naive.py)."""
 
 import sys
 import warnings
@@ -8,11 +8,16 @@ import torch
 from ssm_naive import naive_scan, random_inputs
 
 import nnunet_stroke.networks.ssm as ssm_package
-from nnunet_stroke.networks.ssm import cpu_scan, selective_scan
+from nnunet_stroke.networks.ssm import chunked_scan, cpu_scan, selective_scan
 
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 FP32_TOLERANCE = {"rtol": 6e-4, "atol": 2e-3}  # mamba-ssm tests/ops/test_selective_scan.py
 FP64_TOLERANCE = {"rtol": 1e-10, "atol": 1e-10}
+
+
+@pytest.fixture(autouse=True)
+def default_backend(monkeypatch):
+    monkeypatch.delenv("NNUNET_STROKE_SCAN", raising=False)
 
 CASES = [  # batch, channels, n_state, length, delta_scale
     (1, 3, 1, 1, 1.0),
@@ -103,13 +108,13 @@ def test_half_precision_and_autocast_compute_in_float32(monkeypatch):
     u_bf16 = inputs["u"].detach().bfloat16()
     rest = {name: t.detach() for name, t in inputs.items() if name != "u"}
     seen_dtypes = []
-    original = cpu_scan.scan_cpu
+    original = cpu_scan.scan_numba
 
-    def spy(u, *args):
+    def spy(u, *args, **kwargs):
         seen_dtypes.append(u.dtype)
-        return original(u, *args)
+        return original(u, *args, **kwargs)
 
-    monkeypatch.setattr(cpu_scan, "scan_cpu", spy)
+    monkeypatch.setattr(cpu_scan, "scan_numba", spy)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = selective_scan(u_bf16, **rest, delta_softplus=True)
     expected = selective_scan(u_bf16.float(), **rest, delta_softplus=True)
@@ -123,19 +128,24 @@ def numba_state(monkeypatch):
     """Lets a test break numba; the module state is restored afterwards."""
     monkeypatch.setattr(cpu_scan, "_kernels", None)
     monkeypatch.setattr(cpu_scan, "_numba_failure", None)
+    monkeypatch.setattr(cpu_scan, "_numba_warned", False)
     return monkeypatch
 
 
-def test_missing_numba_falls_back_to_exact_pytorch_scan(numba_state):
+def test_missing_numba_falls_back_to_exact_chunked_scan(numba_state):
     numba_state.setitem(sys.modules, "numba", None)
     numba_state.setitem(sys.modules, "nnunet_stroke.networks.ssm.numba_kernels", None)
     numba_state.delattr(ssm_package, "numba_kernels", raising=False)
+    chunked_calls = []
+    original = chunked_scan.scan_chunked
+    numba_state.setattr(chunked_scan, "scan_chunked", lambda *args: chunked_calls.append(1) or original(*args))
     inputs = random_inputs(2, 3, 16, 21, torch.float64, seed=8)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _check_against_naive(inputs, {}, FP64_TOLERANCE)
         _check_against_naive(inputs, {}, FP64_TOLERANCE)
     assert [str(w.message).split(" (")[0] for w in caught] == ["numba selective-scan kernel unavailable"]
+    assert "chunked PyTorch scan" in str(caught[0].message) and len(chunked_calls) == 2
 
 
 def test_failing_numba_compilation_falls_back(numba_state):

@@ -1,12 +1,13 @@
-"""The package's own selective scan: numba kernels in an autograd Function, pure-PyTorch fallback.
+"""The package's CPU selective scan (numba kernels in an autograd Function) and the token-loop reference.
 
 Both take the canonical layout of ``dispatch.py``: u, delta, z (batch, channels, length);
 A (channels, state); B, C (batch, length, state); D, delta_bias (channels,) -- all one float dtype
 (float32 or float64), z/D/delta_bias possibly None. They return (out, last_state).
 
-numba is imported on first use. If it is missing or its compilation fails, one warning is issued and
-the sequential PyTorch scan below is used from then on (any device; autograd stores every step, so
-its training memory is O(batch * channels * length * state)).
+numba is imported on first use. If it is missing or its compilation fails while the backend is
+chosen automatically, one warning is issued and the caller's fallback (the chunked PyTorch scan) is
+used from then on. ``scan_torch`` is the plain token loop (backend ``torch_loop``): a reference,
+whose autograd stores every step, i.e. O(batch * channels * length * state) training memory.
 """
 
 import warnings
@@ -18,25 +19,37 @@ _kernels = None
 _numba_failure = None
 
 
-def _load_kernels():
-    """The numba kernel module, or None after a failed import (warned once)."""
-    global _kernels, _numba_failure
+_numba_warned = False
+
+
+def _load_kernels(warn=False):
+    """The numba kernel module, or None after a failed import (then warned once if ``warn``)."""
+    global _kernels
     if _kernels is None and _numba_failure is None:
         try:
             from nnunet_stroke.networks.ssm import numba_kernels
         except Exception as error:  # numba missing or broken: any import error counts
-            _disable_numba(error)
+            _disable_numba(error, warn=False)
         else:
             _kernels = numba_kernels
+    if _kernels is None and warn:
+        _disable_numba(_numba_failure)
     return _kernels
 
 
-def _disable_numba(error):
-    global _numba_failure
-    _numba_failure = error
-    warnings.warn(f"numba selective-scan kernel unavailable ({error!r}); using the slower PyTorch "
-                  "scan. Install numba (`pip install numba`) to get the compiled kernel.",
-                  RuntimeWarning, stacklevel=4)
+def numba_failure():
+    """Why numba is unusable (the exception), or None."""
+    return _numba_failure
+
+
+def _disable_numba(error, warn=True):
+    global _kernels, _numba_failure, _numba_warned
+    _kernels, _numba_failure = None, error
+    if warn and not _numba_warned:
+        _numba_warned = True
+        warnings.warn(f"numba selective-scan kernel unavailable ({error!r}); using the slower chunked "
+                      "PyTorch scan. Install numba (`pip install numba`) to get the compiled kernel.",
+                      RuntimeWarning, stacklevel=4)
 
 
 def _numba_workers():
@@ -119,18 +132,18 @@ def scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     return out, h.detach()
 
 
-def scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    """numba kernel for CPU tensors when it loads and compiles, else the PyTorch scan."""
-    if u.device.type == "cpu" and _load_kernels() is not None:
-        try:
-            return _NumbaScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-        except Exception as error:  # numba compilation/typing failure on this platform
-            if not _is_numba_error(error):
-                raise
-            _disable_numba(error)
-            global _kernels
-            _kernels = None
-    return scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+def scan_numba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, fallback=None):
+    """The numba kernel (CPU tensors, numba loaded). If numba fails to compile here, it is disabled
+    and, with a ``fallback`` scan, that runs instead (warned once); without one the error propagates."""
+    try:
+        return _NumbaScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    except Exception as error:  # numba compilation/typing failure on this platform
+        if not _is_numba_error(error):
+            raise
+        _disable_numba(error, warn=fallback is not None)
+        if fallback is None:
+            raise
+    return fallback(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
 def _is_numba_error(error):

@@ -4,13 +4,15 @@ mamba-ssm is optional (``pip install --no-build-isolation "nnunet-stroke[cuda]"`
 the first call with a CUDA tensor, never at package import. Releases 2.3.x fail at import when the
 compiled ``selective_scan_cuda`` module is missing; newer sources import but set it to None -- both
 count as unavailable. A kernel that raises at call time disables the CUDA path too. Every one of
-these cases issues exactly one RuntimeWarning per process and the package's own scan is used.
+these cases issues exactly one RuntimeWarning per process when the backend is chosen automatically
+(dispatch.py), and the package's own scan is used; an explicit choice of mamba_ssm raises instead.
 """
 
 import warnings
 
 _UNSET = object()
 _kernel = _UNSET
+_failure = None
 _warned = False
 
 
@@ -22,22 +24,29 @@ def _import_kernel():
     return interface.selective_scan_fn
 
 
-def load_kernel():
-    """mamba-ssm's ``selective_scan_fn``, or None if it cannot be used (warned once)."""
+def load_kernel(warn=True):
+    """mamba-ssm's ``selective_scan_fn``, or None if it cannot be used (then warned once if ``warn``)."""
     global _kernel
     if _kernel is _UNSET:
         try:
             _kernel = _import_kernel()
         except Exception as error:  # ImportError, or a broken build raising anything at import
-            disable(error)
+            disable(error, warn=False)
+    if _kernel is None and warn:
+        disable(_failure)
     return _kernel
 
 
-def disable(error):
+def failure():
+    """Why the kernel is unusable (the exception), or None."""
+    return _failure
+
+
+def disable(error, warn=True):
     """Stop using the CUDA kernel after ``error``; warn the first time only."""
-    global _kernel, _warned
-    _kernel = None
-    if not _warned:
+    global _kernel, _failure, _warned
+    _kernel, _failure = None, error
+    if warn and not _warned:
         _warned = True
         warnings.warn(f"mamba-ssm CUDA selective scan unavailable ({error!r}); running the "
                       "package's own scan instead. To use the fused kernel install "
@@ -47,5 +56,5 @@ def disable(error):
 
 def reset():
     """Forget the loaded kernel and the warning (used by tests)."""
-    global _kernel, _warned
-    _kernel, _warned = _UNSET, False
+    global _kernel, _failure, _warned
+    _kernel, _failure, _warned = _UNSET, None, False
