@@ -98,3 +98,13 @@ def test_unwritable_or_full_out_folder_is_refused_before_evaluating(tmp_path, ca
     assert main([*arguments, "--out", str(tmp_path / "out" / "metrics.json")]) == 2
     assert "has only 4 KiB free" in capsys.readouterr().err
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_corrupt_probabilities_and_detection_file_are_named_errors(tmp_path):
+    make_dataset(tmp_path)
+    (tmp_path / "pred" / "case_b.npz").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(UserError, match=r"case case_b: cannot read .*case_b.npz"):
+        run(tmp_path, probabilities_dir=tmp_path / "pred")
+    (tmp_path / "detection.json").write_text("[0.5]")
+    with pytest.raises(UserError, match="detection.json holds a list"):
+        run(tmp_path, detection_json=tmp_path / "detection.json")

@@ -87,9 +87,12 @@ def _decoded(path: Path, case: str, read):
         check_3d(path, case)
     try:
         return read()
+    except UserError:
+        raise
     except Exception as error:  # readers raise RuntimeError, OSError, ValueError... for a broken file
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise UserError(f"case {case}: cannot read {path} as a label map ({reason}); replace the file") from None
+        raise UserError(f"case {case}: cannot read {path} ({reason}); the file is corrupt or not an image: "
+                        "replace it") from None
 
 
 def read_label_map(path: Path, reader_class, case: str) -> LabelMap:
@@ -192,10 +195,13 @@ def read_lesion_probability(probabilities_dir: Path, case: str, shape: tuple[int
     if not path.is_file():
         raise UserError(f"case {case}: no {path.name} in {probabilities_dir}; predict with "
                         f"--save_probabilities or leave out --probabilities")
-    with np.load(path) as archive:
-        if "probabilities" not in archive:
-            raise UserError(f"case {case}: {path} has no 'probabilities' array (keys {list(archive)})")
-        probabilities = archive["probabilities"]
+    def load():
+        with np.load(path) as archive:
+            if "probabilities" not in archive:
+                raise UserError(f"case {case}: {path} has no 'probabilities' array (keys {list(archive)})")
+            return archive["probabilities"]
+
+    probabilities = _decoded(path, case, load)
     if int(np.prod(probabilities.shape[1:])) != int(np.prod(shape)) or \
             tuple(s for s in probabilities.shape[1:] if s != 1) != tuple(s for s in shape if s != 1):
         raise UserError(f"case {case}: {path} has shape {probabilities.shape}, expected (classes, *{shape}) "
@@ -214,6 +220,8 @@ def read_detection_json(path: Path, cases: list[str]) -> dict[str, float]:
         scores = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise UserError(f"cannot read detection file {path}: {error}") from None
+    if not isinstance(scores, dict):
+        raise UserError(f"detection file {path} holds a {type(scores).__name__}, not {{case: probability}}")
     missing = [c for c in cases if c not in scores]
     if missing:
         raise UserError(f"detection file {path} has no probability for case {missing[0]} "
