@@ -302,3 +302,22 @@ def test_describe_scan_backend_names_the_backend(monkeypatch, value, device, exp
     else:
         monkeypatch.setenv("NNUNET_STROKE_SCAN", value)
     assert dispatch.describe_scan_backend(device).startswith(expected)
+
+
+@pytest.mark.parametrize("has_mamba", [True, False])
+def test_trainer_logs_the_backend_once_at_start_for_mamba_networks(monkeypatch, has_mamba):
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_stroke.trainers.base import nnUNetTrainerStrokeUNet
+
+    monkeypatch.setenv("NNUNET_STROKE_SCAN", "torch_chunked")
+    monkeypatch.setattr(nnUNetTrainer, "on_train_start", lambda self: None)  # nnU-Net's own start-up
+    trainer = object.__new__(nnUNetTrainerStrokeUNet)
+    trainer.device = torch.device("cpu")
+    trainer.network = torch.nn.Sequential(torch.nn.Linear(4, 4), *([Mamba(4)] if has_mamba else []))
+    logged = []
+    trainer.print_to_log_file = lambda *args, **kwargs: logged.append(" ".join(map(str, args)))
+    trainer.on_train_start()
+    expected = ["Selective scan (Mamba) backend on cpu: torch_chunked (forced; NNUNET_STROKE_SCAN=torch_chunked, "
+                "one of auto, mamba_ssm, numba, torch_chunked, torch_loop)"]
+    assert logged == (expected if has_mamba else [])

@@ -27,6 +27,7 @@ from torch import nn
 
 from nnunet_stroke.networks.blocks.nd import channels_last_weights
 from nnunet_stroke.networks.registry import build_network
+from nnunet_stroke.networks.ssm import Mamba, describe_scan_backend
 
 TINY_FEATURES = (8, 16, 32, 64)  # channel widths of the CPU-sized planned U-Net, capped at the last
 
@@ -57,6 +58,11 @@ class nnUNetTrainerStrokeUNet(nnUNetTrainer):
     tiny_preset: str | None = None  # None: the planned network with TINY_FEATURES widths
     max_class_weight = 10.0
     is_tiny = False
+
+    def on_train_start(self):
+        super().on_train_start()
+        if any(isinstance(module, Mamba) for module in self.network.modules()):
+            self.print_to_log_file(describe_scan_backend(self.device))
 
     def _build_loss(self):
         if self.label_manager.has_regions:  # region training uses BCE; class weights do not apply
