@@ -1,6 +1,8 @@
 """The ablation presets of LBMNet's Tables 6-9 and Figure 11 (Kuang et al., Front. Med. 2026): each
-trainer's network is inspected for what its row removes or keeps. Trees are checked on the tiny
-presets; every tiny preset is checked to differ from its paper-scale preset only in the scale keys."""
+trainer's network is inspected for what its row removes or keeps, at both scales: the tiny preset built
+on the CPU and the paper-scale preset built on the meta device (no memory) on a five-level plan (stem +
+the paper's four encoder stages), so a paper-scale preset that loses its SSM or its LSC blocks fails.
+Every tiny preset differs from its paper-scale preset only in the scale keys."""
 import pytest
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
@@ -13,14 +15,21 @@ from nnunet_stroke.networks.registry import build_network, load_preset
 from nnunet_stroke.networks.ssm import DirectionalScan3d
 from nnunet_stroke.trainers import lbmnet as lbmnet_trainers
 
-STRIDES = [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]]
+FIVE_LEVELS = [[1, 1, 1]] + [[2, 2, 2]] * 4
+PATCH = {"tiny": (16, 16, 16), "paper": (80, 112, 112)}  # the paper-scale patch: the 2 mm ISLES-like plan
+SCALES = ("tiny", "paper")
 SCALE_KEYS = {"base_channels", "max_channels", "encoder_blocks", "decoder_blocks", "ssm_stages"}
+# what the scale keys give on five levels: LSC (or replacement) blocks per encoder stage, decoder levels with SSM
+BLOCKS_PER_STAGE = {"tiny": 1, "paper": 2}
+SSM_LEVELS = {"tiny": (2, 3), "paper": (0, 1, 2, 3)}
 
 
-def network_of(suffix: str) -> torch.nn.Module:
+def network_of(suffix: str, scale: str = "tiny") -> torch.nn.Module:
     trainer = getattr(lbmnet_trainers, f"nnUNetTrainerLBMNet_{suffix}")
-    return build_network(trainer.tiny_preset, input_channels=2, num_classes=2, patch_size=(16, 16, 16),
-                         strides=STRIDES, deep_supervision=True)
+    preset = trainer.tiny_preset if scale == "tiny" else trainer.network_preset
+    with torch.device("cpu" if scale == "tiny" else "meta"):
+        return build_network(preset, input_channels=2, num_classes=2, patch_size=PATCH[scale],
+                             strides=FIVE_LEVELS, deep_supervision=True)
 
 
 def instances(module, cls):
@@ -68,37 +77,51 @@ ROWS = {
 }
 
 
+@pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("row", sorted(ROWS))
-def test_ablation_row_removes_and_keeps_its_components(row):
+def test_ablation_row_removes_and_keeps_its_components(row, scale):
     encoder_block, kernels, decoder, bagf = ROWS[row]
-    network = network_of(row)
+    network = network_of(row, scale)
+    assert len(network.encoder.stages) == 4 and len(network.decoder.stages) == 4
     if encoder_block is None:
         assert not instances(network.encoder, LSCBlock) and not instances(network.encoder, ResidualBlock)
-    else:
-        assert instances(network.encoder, encoder_block)
+    else:  # every encoder stage holds the row's blocks, as many as the scale gives
+        assert [len(instances(stage, encoder_block)) for stage in network.encoder.stages] == \
+            [BLOCKS_PER_STAGE[scale]] * 4
     assert encoder_depthwise_kernels(network) == kernels
     assert decoder_parts(network) == decoder
+    if "ssm" in decoder:  # the SSM sits in exactly the decoder levels the scale gives
+        assert network.decoder.ssm_levels == SSM_LEVELS[scale]
+        assert [bool(instances(stage, DirectionalScan3d)) for stage in network.decoder.stages] == \
+            [level in SSM_LEVELS[scale] for level in (3, 2, 1, 0)]
+    if "asc" in decoder:
+        assert all(instances(stage, ASCBlock) for stage in network.decoder.stages)
     assert bagf_parts(network) == bagf
 
 
-def test_table7_refinement_only_in_the_full_lsc():
+@pytest.mark.parametrize("scale", SCALES)
+def test_table7_refinement_only_in_the_full_lsc(scale):
     def has_refinement(network):
         return all(isinstance(block.refine, torch.nn.Conv3d) and block.refine.kernel_size == (3, 3, 3)
                    for block in instances(network, LSCBlock))
-    assert has_refinement(network_of("AblT7Ours"))
-    assert not any(has_refinement(network_of(row)) for row in ("AblT7A", "AblT7B", "AblT7C", "AblT7D"))
+    assert has_refinement(network_of("AblT7Ours", scale))
+    assert not any(has_refinement(network_of(row, scale)) for row in ("AblT7A", "AblT7B", "AblT7C", "AblT7D"))
 
 
-def test_table6_model1_is_a_plain_unet_without_any_lbmnet_part():
-    network = network_of("AblT6M1")
+@pytest.mark.parametrize("scale", SCALES)
+def test_table6_model1_is_a_plain_unet_without_any_lbmnet_part(scale):
+    network = network_of("AblT6M1", scale)
     assert isinstance(network, PlainConvUNet)
     for part in (DirectionalScan3d, LSCBlock, ASCBlock, BAGF, DepthwiseResidualBlock):
         assert not instances(network, part)
+    widths = [stage[0].convs[0].conv.out_channels for stage in network.encoder.stages]
+    assert widths == ([8, 16, 32, 64, 64] if scale == "tiny" else [48, 96, 192, 384, 768])  # LBMNet's widths
 
 
+@pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("row,mixers", [("AblT9OneWay", 1), ("AblT9TwoWay", 2), ("AblT9FourWay", 4)])
-def test_table9_scan_directions(row, mixers):
-    scans = instances(network_of(row), DirectionalScan3d)
+def test_table9_scan_directions(row, mixers, scale):
+    scans = instances(network_of(row, scale), DirectionalScan3d)
     assert scans and all(len(scan.mixers) == mixers for scan in scans)
     if mixers == 4:  # bidirectional along the depth-first (D) and the height-first (H) orders
         assert all(scan.directions == (("raster", False), ("raster", True), ("height-major", False),

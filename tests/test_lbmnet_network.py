@@ -1,5 +1,5 @@
 """LBMNet on nnU-Net plans: shapes and deep supervision for several planned patches and poolings, the
-level mapping of the paper's stem + four encoder stages, SSM placement, gradients, parameter count."""
+level mapping of the paper's stem + four encoder stages, SSM placement, gradients."""
 
 import pytest
 import torch
@@ -10,7 +10,6 @@ from nnunet_stroke.networks.ssm import DirectionalScan3d
 
 ISLES_PATCH = (80, 112, 112)  # 2 mm ISLES-like plan, five resolution levels
 ISLES_STRIDES = [[1, 1, 1]] + [[2, 2, 2]] * 4
-PAPER_PARAMS = 66.42e6  # Kuang et al. 2026, section 5
 
 PLANS = {
     "isles-like, 5 levels (scaled patch)": ((16, 32, 32), ISLES_STRIDES),
@@ -52,16 +51,15 @@ def test_outputs_follow_the_plan_with_and_without_deep_supervision(plan):
 
 
 def test_isles_plan_maps_stem_and_four_encoder_stages_onto_the_five_levels():
-    network = build_network("lbmnet", input_channels=2, num_classes=2, patch_size=ISLES_PATCH,
-                            strides=ISLES_STRIDES, deep_supervision=True)
+    with torch.device("meta"):  # paper scale, no memory; its count against the paper: tests/test_presets.py
+        network = build_network("lbmnet", input_channels=2, num_classes=2, patch_size=ISLES_PATCH,
+                                strides=ISLES_STRIDES, deep_supervision=True)
     encoder = network.encoder
     assert len(encoder.stages) == 4  # the paper's 4-stage encoder, after the stem
     assert encoder.stem[0].stride == (1, 1, 1)
     assert [stage[0][0].stride for stage in encoder.stages] == [(2, 2, 2)] * 4
     assert [stage[0][0].out_channels for stage in encoder.stages] == [96, 192, 384, 768]  # 48 * 2^l
     assert len(network.decoder.stages) == 4 and network.decoder.ssm_levels == (0, 1, 2, 3)
-    params = sum(p.numel() for p in network.parameters())
-    assert abs(params - PAPER_PARAMS) / PAPER_PARAMS < 0.10, params
 
 
 def test_tiny_preset_keeps_the_ssm_in_the_two_coarsest_decoder_stages():
