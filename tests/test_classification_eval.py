@@ -218,3 +218,17 @@ def test_cli_needs_cases_and_a_matching_table(presence_table, tmp_path, capsys):
     other = _write_cases(tmp_path / "other.csv", [["x1", "1", 1, "", ""]])
     assert main(["evaluate", "--classification", str(classification), "--cases", str(other), "--out", str(out)]) == 2
     assert str(classification) in capsys.readouterr().err and not out.exists()
+
+
+def test_report_draws_the_reliability_diagram(presence_table, tmp_path):
+    from nnunet_stroke.evaluation import write_metrics
+
+    classification, cases = presence_table
+    metrics = evaluate_classification(classification, cases, n_boot=100)
+    write_metrics(metrics, tmp_path / "metrics.json")
+    assert main(["report", str(tmp_path / "metrics.json"), "--names", "A", "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert (tmp_path / "report" / "reliability.png").stat().st_size > 0 and "reliability.png" in report
+    accuracy = metrics["aggregate"]["accuracy"]
+    assert f"| accuracy | {accuracy['value']:.3f} [{accuracy['ci_low']:.3f}, {accuracy['ci_high']:.3f}] |" in report
+    assert "| sensitivity_small_infarct | 0.500" in report

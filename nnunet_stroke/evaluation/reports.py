@@ -37,6 +37,10 @@ def write_report(metrics_paths: list[Path], out_dir: Path, names: list[str] | No
     out_dir = Path(out_dir).resolve()
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "report.md").is_file():
         raise UserError(f"{out_dir} exists and is not a report folder; give a new or empty folder for the report")
+    if any(m["protocol"] == "classification" for _, m in models):  # classifiers: own tables, reliability diagram
+        from nnunet_stroke.evaluation.classification_report import write_classification_report
+
+        return write_classification_report(models, metrics_paths, out_dir)
     with staged_folder(out_dir, tag=f"{out_dir.name}.partial", replace=True) as staging:
         figures = {"Bland–Altman (relative volume difference)": report_plots.bland_altman_plot(
                        models, staging / "bland_altman.png"),
