@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnunet_stroke.networks.ssm import token_major_scan
 from nnunet_stroke.networks.ssm.dispatch import selective_scan
 
 
@@ -81,8 +82,12 @@ class Mamba(nn.Module):
         x = F.silu(causal_depthwise_conv(x, self.conv1d))
         x_dbl = self.x_proj(x.transpose(1, 2))  # (batch, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = F.linear(dt, self.dt_proj.weight).transpose(1, 2)  # bias goes to the scan
-        y = selective_scan(x, delta, -torch.exp(self.A_log.float()), B.transpose(1, 2),
+        delta = F.linear(dt, self.dt_proj.weight)  # (batch, L, Di); bias goes to the scan
+        if token_major_scan.applies(x):  # CPU inference: the same scan without channel-major copies
+            return self.out_proj(token_major_scan.scan_token_major(
+                x.transpose(1, 2), delta, -torch.exp(self.A_log.float()), B, C, self.D.float(),
+                z.transpose(1, 2), self.dt_proj.bias.float()))
+        y = selective_scan(x, delta.transpose(1, 2), -torch.exp(self.A_log.float()), B.transpose(1, 2),
                            C.transpose(1, 2), self.D.float(), z=z,
                            delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
         return self.out_proj(y.transpose(1, 2))

@@ -1,0 +1,87 @@
+"""LBMNet's CPU inference path computes what its training path computes.
+
+With autograd off on the CPU, the network takes faster routes (the token-major selective scan of
+``networks.ssm.token_major_scan``, weights fused for inference); with autograd on it runs the
+reference composition that training differentiates. Same weights, both in eval mode: outputs equal
+to 1e-5 in float32, for the mixer, the scan block, every fused block at paper widths on a small
+patch, and the whole tiny network (trained BN statistics included, so folding them is exercised).
+"""
+import pytest
+import torch
+
+from nnunet_stroke.networks.blocks.nd import channels_last_weights
+from nnunet_stroke.networks.registry import build_network
+from nnunet_stroke.networks.ssm import DirectionalScan3d
+from nnunet_stroke.networks.ssm import token_major_scan
+from nnunet_stroke.networks.ssm.mamba import Mamba
+
+TOLERANCE = 1e-5
+
+
+def reference_and_inference(module, *inputs):
+    """(output with autograd on: the training composition, output under inference_mode)."""
+    module.eval()
+    with torch.enable_grad():
+        reference = module(*inputs)
+    with torch.inference_mode():
+        fast = module(*inputs)
+    return reference, fast
+
+
+def assert_equal_outputs(reference, fast):
+    reference, fast = (r if isinstance(r, (list, tuple)) else [r] for r in (reference, fast))
+    assert len(reference) == len(fast)
+    for r, f in zip(reference, fast):
+        assert r.shape == f.shape
+        scale = max(r.abs().max().item(), 1.0)
+        assert (r.detach() - f).abs().max().item() <= TOLERANCE * scale
+
+
+def test_inference_path_is_taken_only_without_autograd_on_the_cpu(monkeypatch):
+    x = torch.zeros(1, 3, 4)
+    with torch.inference_mode():
+        assert token_major_scan.applies(x)
+        monkeypatch.setenv(token_major_scan.SCAN_ENV, "torch_chunked")
+        assert not token_major_scan.applies(x)  # an explicit backend choice is respected
+    monkeypatch.delenv(token_major_scan.SCAN_ENV)
+    assert not token_major_scan.applies(x)  # autograd on: the training scan
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d_model,length,batch", [(8, 1, 1), (20, 37, 2), (48, 300, 1)])
+def test_mamba_mixer_token_major_scan_equals_training_scan(dtype, d_model, length, batch):
+    torch.manual_seed(0)
+    mixer = Mamba(d_model).to(dtype)
+    with torch.no_grad():  # a wider spread of step sizes than the initialisation gives
+        mixer.dt_proj.bias.uniform_(-6.0, 3.0)
+    x = torch.randn(batch, length, d_model, dtype=dtype)
+    assert_equal_outputs(*reference_and_inference(mixer, x))
+
+
+def test_directional_scan_inference_path_equals_training_path():
+    torch.manual_seed(1)
+    block = channels_last_weights(DirectionalScan3d(12, directions="quad"))
+    x = torch.randn(2, 12, 5, 6, 7).contiguous(memory_format=torch.channels_last_3d)
+    assert_equal_outputs(*reference_and_inference(block, x))
+
+
+def trained_statistics(network, x, steps=3):
+    """Give every BatchNorm non-trivial running statistics (as after training)."""
+    network.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            network(x * 2 + 0.5)
+    return network
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_tiny_network_inference_path_equals_training_path(channels_last):
+    torch.manual_seed(2)
+    patch, strides = (16, 32, 32), [[1, 1, 1]] + [[2, 2, 2]] * 4
+    network = build_network("lbmnet_tiny", input_channels=2, num_classes=2, patch_size=patch, strides=strides,
+                            deep_supervision=True)
+    if channels_last:
+        network = channels_last_weights(network)
+    x = torch.randn(2, 2, *patch)
+    trained_statistics(network, x)
+    assert_equal_outputs(*reference_and_inference(network, x))
