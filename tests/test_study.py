@@ -199,7 +199,7 @@ def test_tiny_study_runs_two_rows_on_one_split_and_resumes(planned_phantom, monk
     monkeypatch.setenv("NNUNET_STROKE_TINY_EPOCHS", "1")
     monkeypatch.setenv("NNUNET_STROKE_TINY_ITERATIONS", "2")
     command = ["study", "lbmnet-table6", str(planned_phantom.dataset_id), "--tiny", "--rows", "AblT6M1,AblT6M2",
-               "--folds", "5", "-device", "cpu"]
+               "--folds", "5", "-device", "cpu", "--disable-tta"]
     assert main(command) == 0
     folder = (Path(os.environ["nnUNet_results"]) / planned_phantom.name / "studies"
               / "lbmnet-table6_tiny__nnUNetPlans__3d_fullres")
@@ -220,10 +220,10 @@ def test_tiny_study_runs_two_rows_on_one_split_and_resumes(planned_phantom, monk
     first = (folder / "study.json").read_text()
     assert "Model 1: plain 3D U-Net" in (folder / "study.md").read_text()
 
-    def no_subprocess(*args, **kwargs):
-        raise AssertionError(f"finished work was redone: {args}")
+    def no_step(command, *args):
+        raise AssertionError(f"finished work was redone: {command}")
 
-    monkeypatch.setattr("nnunet_stroke.workflows.study.subprocess.run", no_subprocess)
+    monkeypatch.setattr("nnunet_stroke.workflows.study._run", no_step)
     capsys.readouterr()
     assert main(command) == 0
     out = capsys.readouterr().out

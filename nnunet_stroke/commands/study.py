@@ -24,6 +24,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--rows", default=None, help="comma-separated row keys (see --list); default: every row")
     parser.add_argument("--aggregate-only", action="store_true",
                         help="only write the table from the splits finished so far (train and predict nothing)")
+    parser.add_argument("--disable-tta", action="store_true",
+                        help="predict the held-out cases without nnU-Net's mirroring (about 8x faster in 3D)")
     parser.add_argument("-device", default=None, help="local launcher: cpu or cuda (default: cuda when available)")
     parser.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
                         help="extra #SBATCH option for both jobs, e.g. --sbatch=--partition=gpu (repeatable)")
@@ -43,5 +45,5 @@ def run(args) -> int:
     rows = [key.strip() for key in args.rows.split(",") if key.strip()] if args.rows else None
     print(run_study(args.table, args.dataset, folds=args.folds, plans=args.plans, configuration=args.configuration,
                     launcher=args.launcher, tiny=args.tiny, rows=rows, aggregate_only=args.aggregate_only,
-                    device=args.device, sbatch_options=args.sbatch))
+                    device=args.device, sbatch_options=args.sbatch, use_tta=not args.disable_tta))
     return 0
