@@ -202,3 +202,15 @@ def test_unknown_preset_and_unknown_override_are_refused():
         load_preset("lbmnet_huge")
     with pytest.raises(PresetError, match="overrides: params \\['ssm_stage'\\]"):
         build_network("lbmnet_tiny", input_channels=1, num_classes=2, ssm_stage=2, **SMALL_PLAN)
+
+
+def test_trainers_command_prints_the_resolved_preset(capsys):
+    from nnunet_stroke.cli import main
+
+    assert main(["trainers", "--preset", "lbmnet_abl_lsc_k5_tiny"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["chain"] == ["lbmnet", "lbmnet_abl_lsc_k5", "lbmnet_abl_lsc_k5_tiny"]
+    assert printed["params"]["lsc_kernels"] == [5] and printed["params"]["base_channels"] == 8
+    assert printed["params"]["bagf_gate"] is True  # inherited from the root
+    assert main(["trainers", "--preset", "lbmnet_huge"]) == 2
+    assert "unknown network preset 'lbmnet_huge'" in capsys.readouterr().err

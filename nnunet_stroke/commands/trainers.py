@@ -1,10 +1,13 @@
-"""`nnunet-stroke trainers`: every trainer of the package with its preset, paper and one line."""
+"""`nnunet-stroke trainers`: every trainer of the package with its preset, paper and one line;
+`nnunet-stroke trainers --preset NAME` prints a network preset resolved through its bases (JSON)."""
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("trainers", help="list every trainer: name, preset, paper, one line",
                                    description="List every trainer the package registers with nnU-Net "
                                                "(pass the name to nnUNetv2_train -tr).")
+    parser.add_argument("--preset", metavar="NAME",
+                        help="print this network preset resolved through its base chain (JSON) instead")
     parser.set_defaults(func=run)
 
 
@@ -21,6 +24,13 @@ def describe(trainer: type) -> dict[str, str]:
 
 
 def run(args) -> int:
+    if args.preset:
+        import json
+
+        from nnunet_stroke.networks.registry import load_preset
+
+        print(json.dumps(load_preset(args.preset), indent=2))
+        return 0
     from nnunet_stroke.trainers import TRAINERS
 
     for name in sorted(TRAINERS):
