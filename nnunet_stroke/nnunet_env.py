@@ -43,5 +43,5 @@ def dataset_name(dataset: str | int) -> str:
     try:
         return maybe_convert_to_dataset_name(dataset)
     except (RuntimeError, ValueError) as error:
-        raise UserError(f"unknown dataset {dataset!r} ({str(error).strip().splitlines()[0]}); convert it first "
+        raise UserError(f"unknown dataset {dataset!r} ({str(error).strip().split('. ')[0]}); convert it first "
                         "(`nnunet-stroke convert ...`) or check the id and $nnUNet_raw") from None

@@ -20,9 +20,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
+    from nnunet_stroke.heldout import heldout_cases, predict_heldout
 
-    from nnunet_stroke.heldout import predict_heldout
+    heldout_cases(args.dataset, args.fold)  # an unknown dataset or fold fails here, before torch is loaded
+    import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     metrics = predict_heldout(args.dataset, args.configuration, args.fold, args.trainer, plans=args.plans,
