@@ -2,11 +2,11 @@
 
 ``nnUNetTrainerStrokeUNet`` trains nnU-Net's planned network (3D/2D U-Net, or ResEnc with
 ``-p nnUNetResEncUNetMPlans``) with LBMNet's hybrid loss, eq. 13 of Kuang et al. (Front. Med. 2026):
-Dice + class-weighted cross-entropy, under nnU-Net's deep supervision.
+Dice + cross-entropy, which section 3.4 calls "weighted", under nnU-Net's deep supervision.
 
-Class-weight rule (LBMNet section 3.4 names inverse-frequency weighting but not its normalisation):
-count the voxels of every class over the preprocessed segmentations of the fold's training cases,
-``w_c = min(n_background / n_c, max_class_weight)`` so background has weight 1 and a class ``k`` times
+Class-weight rule (the package's: eq. 13 prints the cross-entropy without class weights and section 3.4
+gives no weighting rule; the term weights alpha = beta = 1 are the package's too): count the voxels
+of every class over the preprocessed segmentations of the fold's training cases, ``w_c = min(n_background / n_c, max_class_weight)`` so background has weight 1 and a class ``k`` times
 rarer than background weighs ``k`` (capped at ``max_class_weight`` = 10, so that a tiny lesion class
 cannot swamp the background term). Classes absent from the training labels get the cap.
 
@@ -51,7 +51,7 @@ def count_label_voxels(preprocessed_folder: str, identifiers: list[str], num_cla
 
 
 class nnUNetTrainerStrokeUNet(nnUNetTrainer):
-    """nnU-Net's planned network trained with Dice + inverse-frequency weighted CE (LBMNet eq. 13)."""
+    """nnU-Net's planned network trained with Dice + CE (LBMNet eq. 13), CE weighted by the package's rule."""
 
     paper = "nnU-Net (Isensee et al., Nat. Methods 2021) + LBMNet hybrid loss (Kuang et al., Front. Med. 2026, eq. 13)"
     network_preset: str | None = None  # None: nnU-Net's planned network
