@@ -34,9 +34,7 @@ _HOST = socket.gethostname().replace(".", "-") or "host"
 def _process_start_time(pid: int) -> float | None:
     """Wall-clock start time of ``pid`` (Linux /proc), None when unknown; raises ProcessLookupError if gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        raise
+        os.kill(pid, 0)  # ProcessLookupError when gone
     except PermissionError:
         pass  # exists, owned by someone else
     try:
@@ -67,14 +65,14 @@ def _is_stale(folder: Path, tag: str) -> bool:
 def remove_stale(parent: Path, tag: str) -> list[Path]:
     """Remove the stale staging folders ``.<tag>.*`` in ``parent`` (see the module docstring); return them."""
     removed = []
-    for folder in sorted(Path(parent).glob(f".{glob_escape(tag)}.*")):
+    for folder in sorted(Path(parent).glob(f".{_glob_escape(tag)}.*")):
         if folder.is_dir() and _is_stale(folder, tag):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
 
 
-def glob_escape(text: str) -> str:
+def _glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
 
 
