@@ -6,7 +6,8 @@ Dice + cross-entropy, which section 3.4 calls "weighted", under nnU-Net's deep s
 
 Class-weight rule (the package's: eq. 13 prints the cross-entropy without class weights and section 3.4
 gives no weighting rule; the term weights alpha = beta = 1 are the package's too): count the voxels
-of every class over the preprocessed segmentations of the fold's training cases, ``w_c = min(n_background / n_c, max_class_weight)`` so background has weight 1 and a class ``k`` times
+of every class over the preprocessed segmentations of the fold's training cases,
+``w_c = min(n_background / n_c, max_class_weight)`` so background has weight 1 and a class ``k`` times
 rarer than background weighs ``k`` (capped at ``max_class_weight`` = 10, so that a tiny lesion class
 cannot swamp the background term). Classes absent from the training labels get the cap.
 
