@@ -172,3 +172,26 @@ def test_checkpoint_without_classes_is_refused(planned_phantom, fake_ext):
     torch.save(checkpoint, folder / "fold_5" / "checkpoint_final.pth")
     with pytest.raises(UserError, match="checkpoint_final.pth holds no classification_classes"):
         ClassificationPredictor(device=torch.device("cpu")).initialize_from_trained_model_folder(str(folder), (5,))
+
+
+def test_real_tiny_classifier_round_trip(planned_phantom):
+    """nnUNetTrainerPMSANClassifier_S_Tiny trained in-process; predict-heldout's classification of the
+    fold's validation cases from the raw images reproduces the trainer's own validation predictions
+    (made from nnU-Net's preprocessed files), and its test cases get the validation threshold."""
+    from nnunet_helpers import train_in_process
+
+    from nnunet_stroke.heldout import predict_heldout
+    from nnunet_stroke.trainers import nnUNetTrainerPMSANClassifier_S_Tiny
+
+    trainer = train_in_process(nnUNetTrainerPMSANClassifier_S_Tiny, planned_phantom, fold=7, iterations=2)
+    trainer.perform_actual_validation()
+    folder = Path(trainer.output_folder)
+    own = json.loads((folder / "validation" / "classification.json").read_text(encoding="utf-8"))
+    metrics = predict_heldout(planned_phantom.dataset_id, "3d_fullres", 7, "nnUNetTrainerPMSANClassifier_S_Tiny",
+                              device="cpu", use_mirroring=False)
+    _, ours, _ = read_classification_json(folder / "validation_classification" / "classification.json")
+    assert sorted(ours) == sorted(own)
+    for case, entry in own.items():
+        np.testing.assert_allclose(ours[case], list(entry["probabilities"].values()), rtol=1e-4, atol=1e-5)
+    assert metrics["n_cases"] == len(planned_phantom.heldout["7"])
+    assert (folder / THRESHOLD_FILE).is_file()
