@@ -1,6 +1,8 @@
 """LBMNet on nnU-Net plans: shapes and deep supervision for several planned patches and poolings, the
 level mapping of the paper's stem + four encoder stages, SSM placement, gradients."""
 
+import math
+
 import pytest
 import torch
 
@@ -106,3 +108,28 @@ def test_distributed_data_parallel_runs_two_steps(tmp_path):
         assert set(converted.state_dict()) == set(tiny(patch, strides).state_dict())
     finally:
         dist.destroy_process_group()
+
+
+def test_deviations_table_in_the_docs_is_what_the_script_measures():
+    """docs/lbmnet.md's deviations table is written by benchmarks/lbmnet_deviations.py from the paper-scale
+    network (meta device); a changed network without a rerun of the script fails here."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lbmnet_deviations.py"
+    spec = importlib.util.spec_from_file_location("lbmnet_deviations", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    total, rows = script.rows()
+    assert total == sum(p.numel() for p in script.build().parameters())
+    costs = {choice: params for choice, _, _, params in rows}
+    widths = (48, 96, 192, 384)  # the decoder levels 0-3 holding a BSC-Mamba block
+
+    def mamba_v1(d, d_state=16, d_conv=4, expand=2):  # mamba-ssm v1 Mamba: 3Ed^2 + Ed(d_conv + 2R + 3N + 3)
+        return 3 * expand * d * d + expand * d * (d_conv + 2 * math.ceil(d / 16) + 3 * d_state + 3)
+
+    assert costs["SSM: pre-LayerNorm before the scans"] == sum(2 * c for c in widths)
+    assert costs["SSM: one Mamba per direction (cost: against one shared by both)"] == sum(map(mamba_v1, widths))
+    se = [v for k, v in costs.items() if k.startswith("ASC eq. 4: f_SE")]
+    assert se == [sum(c * c // 2 + 5 * c // 4 for c in widths)]  # Linear C -> C/4 -> C with biases
+    assert script.table_in_doc() == script.table(), "rerun: python benchmarks/lbmnet_deviations.py"
