@@ -6,9 +6,9 @@
 
 Conv_3 is a full 3^3 convolution and DWConv_3 a depthwise one (the text names a single depth-separable
 3^3; our reading). SE is squeeze-and-excitation returning its re-weighted input (``ChannelAttention``
-with average pooling, reduction 4; ours), so eq. 4 is an element-wise product of two feature maps; phi is GELU (a GEGLU-style gated
-unit); the 7^3 convolution is depthwise as the text says. The BN before the residual sum is this
-implementation's (eq. 5 has none), mirroring LSC's eq. 3.
+with average pooling, reduction 4; ours), so eq. 4 is an element-wise product of two feature maps; phi
+is GELU (ours; a GEGLU-style gated unit); the 7^3 convolution is depthwise as the text says. The BN
+before the residual sum is ours (eq. 5 has none), mirroring LSC's eq. 3. Costs: docs/lbmnet.md.
 
 Shapes: (B, C, *spatial) -> (B, C, *spatial), 2D or 3D (``dim``).
 """
