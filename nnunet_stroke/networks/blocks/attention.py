@@ -6,7 +6,8 @@
 - :class:`SpatialAttention` is CBAM's spatial attention, the ``SA`` of BAGF on the encoder features
   (LBMNet eq. 9): a k^dim convolution over the channel-wise mean and max maps.
 
-Both return the input re-weighted by a sigmoid gate, ``x * sigmoid(...)``.
+Both return the input re-weighted by a sigmoid gate, ``x * sigmoid(...)``. The paper names SE, SA and CA
+only; reading them as these modules is ours (docs/lbmnet.md, deviations table).
 """
 from __future__ import annotations
 

@@ -3,12 +3,12 @@ Figure 5), with the switches of its Figure 11 ablation.
 
 Encoder features E and decoder features D (both C channels, same resolution):
 
-    E', D'       = Align_E(E), Align_D(D)        1^3 conv + norm each ("aligned to a common channel
-                                                 dimension"); E' then passes a residual depthwise
-                                                 block ("lightweight residual block")
-    F_enc, F_dec = SA(E'), CA(D')                eq. 9
-    [alpha, beta] = Softmax(Gate([F_enc; F_dec]))  eq. 10, Gate = 1^3 conv 2C -> 2, softmax over the
-                                                 two paths at every voxel
+    E', D'       = Align_E(E), Align_D(D)        1^3 conv + norm each (ours; the paper: "aligned along a
+                                                 common channel dimension"); E' then passes a residual
+                                                 depthwise block (ours; "a lightweight residual block")
+    F_enc, F_dec = SA(E'), CA(D')                eq. 9 (SA, CA: CBAM's, our reading; blocks.attention)
+    [alpha, beta] = Softmax(Gate([F_enc; F_dec]))  eq. 10, Gate = 1^3 conv 2C -> 2 (ours), softmax over
+                                                 the two paths at every voxel
     F_fused      = alpha * F_enc + beta * F_dec  eq. 11
     O            = Conv_1(F_fused)               eq. 12
 

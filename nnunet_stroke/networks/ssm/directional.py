@@ -28,7 +28,8 @@ A reversed direction flips the sequence before the mixer and flips its output ba
 
 Each direction has its own ``Mamba`` (``mixers.0``, ``mixers.1``, ...; Vision Mamba style) unless
 ``share_mixer=True``, in which case one mixer (``mixers.0``) runs every direction, stacked in the
-batch. The LBMNet preset uses directions="bi", fuse="concat", share_mixer=False.
+batch. LBMNet's BSC-Mamba block uses directions="bi", fuse="concat", share_mixer=False, residual=False
+and adds eq. 8's residual, the block input before ASC, itself (networks/blocks/bsc_mamba.py).
 """
 
 import torch
