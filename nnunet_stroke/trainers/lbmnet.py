@@ -13,13 +13,35 @@ The ablation trainers ``nnUNetTrainerLBMNet_Abl<row>`` use the paper's recipe (t
 like the full model) and differ only in their network preset; rows whose network is the full LBMNet
 (Table 6 Model 5, Table 7/8 "Ours", Table 9 two-way, Figure 11 full BAGF) use the ``lbmnet`` preset,
 so one name per row exists for running a table top to bottom.
+
+Plans (docs/lbmnet.md, "Plans"): every LBMNet trainer, ``_Tiny`` variants included, refuses a plan with
+more than five resolution levels (the stem and the paper's four encoder stages, section 3 and Figure 2)
+and names ``nnunet-stroke plan ID --planner lbmnet``, which writes such plans; at start each logs its
+parameter count next to the paper's 66.42 M (section 5).
 """
 from __future__ import annotations
 
+from nnunet_stroke.errors import UserError
 from nnunet_stroke.trainers.base import PresetTrainer
 from nnunet_stroke.trainers.recipes import LBMNetRecipe
 
 PAPER = "Kuang et al., LBMNet, Front. Med. 2026"
+PAPER_PARAMETERS = 66.42e6  # section 5: "a parameter count of 66.42 M"
+PAPER_LEVELS = 5  # the stem and four encoder stages (section 3, Figure 2)
+
+
+def check_plan_levels(strides, plans_name: str, configuration: str, dataset_name: str) -> None:
+    """Refuse a plan with more than ``PAPER_LEVELS`` resolution levels (a network with more encoder
+    stages than the paper's); the message names the command that writes LBMNet's plans."""
+    if len(strides) <= PAPER_LEVELS:
+        return
+    dataset_id = int(dataset_name[len("Dataset"):].split("_")[0])
+    raise UserError(
+        f"plans {plans_name} ({dataset_name}), configuration {configuration}: {len(strides)} resolution levels "
+        f"(pool_op_kernel_sizes {[list(s) for s in strides]}); LBMNet has {PAPER_LEVELS}, the stem and the paper's "
+        f"four encoder stages, and this plan would build {len(strides) - 1} encoder stages instead. Write LBMNet's "
+        f"plans with `nnunet-stroke plan {dataset_id} --planner lbmnet`, preprocess them with `nnUNetv2_preprocess "
+        f"-d {dataset_id} -plans_name nnUNetLBMNetPlans -c {configuration}` and train with -p nnUNetLBMNetPlans")
 
 
 class nnUNetTrainerLBMNet(LBMNetRecipe, PresetTrainer):
@@ -27,6 +49,16 @@ class nnUNetTrainerLBMNet(LBMNetRecipe, PresetTrainer):
 
     network_preset, tiny_preset = "lbmnet", "lbmnet_tiny"
     paper = PAPER + ", section 3 and 4.2"
+
+    def initialize(self):
+        if not self.was_initialized:
+            check_plan_levels(self.configuration_manager.pool_op_kernel_sizes, self.plans_manager.plans_name,
+                              self.configuration_name, self.plans_manager.dataset_name)
+        super().initialize()
+        parameters = sum(p.numel() for p in self.network.parameters())
+        preset = self.tiny_preset if self.is_tiny else self.network_preset
+        self.print_to_log_file(f"Network: preset {preset}, {parameters / 1e6:.2f} M parameters; the paper's LBMNet "
+                               f"has {PAPER_PARAMETERS / 1e6:.2f} M ({PAPER}, section 5)")
 
 
 class nnUNetTrainerLBMNet_NnunetSchedule(nnUNetTrainerLBMNet):

@@ -16,7 +16,7 @@ installed, never patched. What differs from nnU-Net's default planner:
 - no 3d_lowres configuration (the paper trains at 1 mm only).
 
 The memory estimate (the package's, not the paper's): the bytes of every activation autograd keeps for
-the backward pass, measured once per pooling topology on the CPU at the smallest patch of that topology
+the backward pass, measured once per pooling topology (and process) on the CPU at the smallest patch of that topology
 (one voxel at the bottleneck, batch 2) under autocast to a 16-bit float (as AMP's fp16 on the GPU;
 norms of the fp32 list and the selective scan stay in float32), scaled to the candidate patch (every
 activation of a level scales with the level's voxels, which all scale with the patch's voxels for a
@@ -29,6 +29,7 @@ preset for the planned patch and pooling.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import List, Tuple, Union
 
 import torch
@@ -71,11 +72,14 @@ def _smallest_patch(strides) -> tuple[int, ...]:
     return tuple(math.prod(int(s[axis]) for s in strides) for axis in range(len(strides[0])))
 
 
-def measure_activation_bytes(preset: str, input_channels: int, num_classes: int, strides) -> tuple[int, int, int]:
+@lru_cache(maxsize=None)
+def measure_activation_bytes(preset: str, input_channels: int, num_classes: int,
+                             strides: tuple[tuple[int, ...], ...]) -> tuple[int, int, int]:
     """(saved activation bytes at the smallest patch of ``strides``, that patch's voxels, parameters) of one
     training forward pass of ``preset`` with deep supervision, per sample, under 16-bit autocast on the CPU.
 
-    Counted once per tensor storage; parameters and tensors without the batch axis are not activations."""
+    Counted once per tensor storage; parameters and tensors without the batch axis are not activations.
+    Deterministic, so measured once per process and topology."""
     patch = _smallest_patch(strides)
     with torch.device("meta"):
         network = build_network(preset, input_channels=input_channels, num_classes=num_classes, patch_size=patch,
@@ -117,17 +121,13 @@ class nnUNetPlannerLBMNet(ExperimentPlanner):
         self.UNet_reference_val_corresp_GB = gpu_memory_target_in_gb
         self.UNet_reference_val_corresp_bs_3d = self.UNet_reference_val_corresp_bs_2d = BATCH_SIZE
         self.lowres_creation_threshold = 0  # never a 3d_lowres configuration
-        self._measured: dict[tuple, tuple[int, int, int]] = {}
 
     def static_estimate_VRAM_usage(self, patch_size, input_channels: int, output_channels: int, arch_class_name: str,
                                    arch_kwargs: dict, arch_kwargs_req_import) -> float:
         """Training memory of the preset's network in bytes at ``BATCH_SIZE`` (see the module docstring)."""
-        strides = [tuple(int(s) for s in stride) for stride in arch_kwargs["strides"][:MAX_LEVELS]]
-        key = (input_channels, output_channels, tuple(strides))
-        if key not in self._measured:
-            self._measured[key] = measure_activation_bytes(self.network_preset, input_channels, output_channels,
-                                                           strides)
-        activation_bytes, voxels, parameters = self._measured[key]
+        strides = tuple(tuple(int(s) for s in stride) for stride in arch_kwargs["strides"][:MAX_LEVELS])
+        activation_bytes, voxels, parameters = measure_activation_bytes(self.network_preset, int(input_channels),
+                                                                        int(output_channels), strides)
         per_sample = activation_bytes * math.prod(int(p) for p in patch_size) / voxels
         return BATCH_SIZE * per_sample + BYTES_PER_PARAMETER * parameters
 
