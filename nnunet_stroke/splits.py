@@ -205,8 +205,8 @@ def write_splits(dataset: str | int, seed: int = 0, stratify: str | None = None,
     splits, heldout = make_splits(cases, seed, table, stratify == "volume", GROUP_COLUMNS[group] if group else None)
     out = nnunet_folder("nnUNet_preprocessed") / name
     trained = trained_folds(name)
-    stale = [fold for fold in changed_folds(_read_json(out / "splits_final.json"), _read_json(out / "heldout_test.json"),
-                                            splits, heldout) if fold in trained]
+    written = _read_json(out / "splits_final.json"), _read_json(out / "heldout_test.json")
+    stale = [fold for fold in changed_folds(*written, splits, heldout) if fold in trained]
     listing = "; ".join(f"fold {fold}: {', '.join(str(p) for p in trained[fold])}" for fold in stale)
     if stale and not force:
         raise UserError(f"{out / 'splits_final.json'} would change folds {', '.join(map(str, stale))}, which have "
