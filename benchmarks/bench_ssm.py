@@ -1,38 +1,58 @@
-"""Selective scan on CPU: the package's numba kernel vs the algorithm of mamba-ssm's ``selective_scan_ref``.
+"""Selective scan on CPU, two suites measured side by side in one run each (one subprocess per measurement).
 
-    python benchmarks/bench_ssm.py            # writes benchmarks/results/ssm.md
+    python benchmarks/bench_ssm.py                   # both suites
+    python benchmarks/bench_ssm.py --suite kernel    # writes benchmarks/results/ssm.md
+    python benchmarks/bench_ssm.py --suite training  # adds a record to results/ssm_training.json, renders .md
+    python benchmarks/bench_ssm.py --suite training --length 256 --channels 8 --repeats 1 --results-dir /tmp/x
 
-Compared side by side in one run, at (batch 1, d_inner 128, d_state 16, L 32768) and (batch 2, d_inner
-512, d_state 16, L 4096), with Mamba's arguments (D, z, delta_bias, delta_softplus=True):
+Suite "kernel": the package's numba kernel vs the algorithm of mamba-ssm's ``selective_scan_ref``, at
+(batch 1, d_inner 128, d_state 16, L 32768) and (batch 2, d_inner 512, d_state 16, L 4096), with Mamba's
+arguments (D, z, delta_bias, delta_softplus=True):
 - kernel:    ``nnunet_stroke.networks.ssm.selective_scan`` (numba forward/backward kernels)
-- fallback:  the package's PyTorch sequential scan (used where numba cannot run)
-- reference: ``reference_scan`` below -- materialises exp(delta A) and delta B u as (B, D, L, N) tensors
-             and loops over L, as ``selective_scan_ref`` does; (a) under no_grad, (b) with autograd.
-             The per-token slices come from ``unbind``: ``selective_scan_ref``'s indexing
-             ``deltaA[:, :, i]`` makes autograd allocate a full (B, D, L, N) gradient per token, i.e.
-             quadratic in L (179 s forward+backward already at B1, D32, N16, L2048), which would make
-             (b) unmeasurable at the sizes here.
-Each measurement runs in its own subprocess. Peak memory: the kernel's peak resident set size is reset
-(``/proc/self/clear_refs``) after the inputs exist and a small warm-up call has run, and the first
-measured call's peak (``VmHWM``) minus the resident size before it is reported. Time is the fastest of
-the repeated calls (wall clock), and their process CPU time.
+- torch_loop: the package's PyTorch token loop (backend torch_loop)
+- reference: ``reference_scan`` below -- materialises exp(delta A) and delta B u as (B, D, L, N) tensors and
+             loops over L, as ``selective_scan_ref`` does; (a) under no_grad, (b) with autograd. Per-token
+             slices come from ``unbind``: ``selective_scan_ref``'s indexing makes autograd allocate a full
+             (B, D, L, N) gradient per token (179 s forward+backward already at B1, D32, N16, L2048).
+
+Suite "training" (forward + backward at batch 1, d_inner 128, d_state 16, L 16384 by default; the same
+number of repeats for every method): the scan backends ``torch_chunked`` (chunked parallel scan in
+PyTorch ops), ``torch_loop`` (token loop) and ``numba``, each through ``selective_scan`` with
+NNUNET_STROKE_SCAN set, and mambapy's ``pscan`` (Blelloch scan over the whole sequence in PyTorch ops,
+used as in mambapy's ``MambaBlock.selective_scan`` plus the same bias, softplus, skip and gate). mambapy
+is not a dependency: install it for the benchmark with ``pip install mambapy`` (its row is skipped, with
+that message, when it is missing). Every method's output and input gradients are first checked against
+the float64 numba scan at a small size (max error in the table).
+
+Peak memory (both suites): peak resident set size during the first measured call minus the resident size
+just before it (``/proc/self/clear_refs`` reset, ``VmHWM``; Linux), one subprocess per measurement, glibc's
+mmap threshold fixed at 128 kB so freed blocks leave the resident set. It counts every CPU allocation of
+torch (tracemalloc would not); inputs excluded; outputs, gradients and what autograd keeps included. Time:
+wall clock, fastest of the repeated calls, and their process CPU time (summed over threads; steadier
+under other load). The training suite samples the 1-minute load average every 2 s during the run.
 """
 
 import argparse
+import gc
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 SIZES = [(1, 128, 16, 32768), (2, 512, 16, 4096)]
-METHODS = ("kernel", "fallback", "reference")
+METHODS = ("kernel", "torch_loop", "reference")
 MODES = ("inference", "forward+backward")
-REPEATS = {"kernel": 3, "fallback": 1, "reference": 1}
-RESULT = Path(__file__).resolve().parent / "results" / "ssm.md"
+REPEATS = {"kernel": 3, "torch_loop": 1, "reference": 1}
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+TRAINING_METHODS = ("torch_chunked", "torch_loop", "mambapy_pscan", "numba")
+MAMBAPY_MISSING = "mambapy is not installed; `pip install mambapy` to add this row (benchmark only, not a dependency)"
 
 
 def reference_scan(u, delta, A, B, C, D, z, delta_bias):
@@ -71,15 +91,39 @@ def _inputs(batch, channels, n_state, length, requires_grad):
 
 
 def _method(name):
-    from nnunet_stroke.networks.ssm import cpu_scan, selective_scan
+    if name == "mambapy_pscan":
+        return _mambapy_scan()
+    if name == "reference":
+        return lambda i: reference_scan(**i)
+    return _backend_scan("numba" if name == "kernel" else name)
 
-    if name == "kernel":
-        return lambda i: selective_scan(**i, delta_softplus=True)
-    if name == "fallback":
-        return lambda i: cpu_scan.scan_torch(i["u"], i["delta"], i["A"], i["B"].transpose(1, 2),
-                                             i["C"].transpose(1, 2), i["D"], i["z"], i["delta_bias"],
-                                             True)[0]
-    return lambda i: reference_scan(**i)
+
+def _backend_scan(backend):
+    from nnunet_stroke.networks.ssm import selective_scan
+
+    def scan(inputs):
+        os.environ["NNUNET_STROKE_SCAN"] = backend
+        return selective_scan(**inputs, delta_softplus=True)
+
+    return scan
+
+
+def _mambapy_scan():
+    """mambapy's ``MambaBlock.selective_scan`` (pscan over (B, L, D, N)) with Mamba's bias, softplus, skip
+    and gate; mambapy works time-major, so the inputs are handed over in that layout (``_prepared``)."""
+    import torch
+    import torch.nn.functional as F
+    from mambapy.pscan import pscan
+
+    def scan(i):
+        delta = F.softplus(i["delta_t"] + i["delta_bias"])  # (B, L, D)
+        delta_A = torch.exp(delta.unsqueeze(-1) * i["A"])
+        BX = delta.unsqueeze(-1) * i["B_t"].unsqueeze(2) * i["u_t"].unsqueeze(-1)
+        hs = pscan(delta_A, BX)
+        y = (hs @ i["C_t"].unsqueeze(-1)).squeeze(3) + i["D"] * i["u_t"]
+        return y * F.silu(i["z_t"])
+
+    return scan
 
 
 def _run_once(function, inputs, train):
@@ -93,14 +137,37 @@ def _run_once(function, inputs, train):
     return out
 
 
+def _prepared(method, inputs):
+    """The inputs in the method's layout; mambapy's: u, delta, z as (B, L, D), B and C as (B, L, N)."""
+    if method != "mambapy_pscan":
+        return inputs
+    return {k + ("_t" if v.dim() == 3 else ""): v.detach().transpose(1, 2).contiguous().requires_grad_(v.requires_grad)
+            if v.dim() == 3 else v for k, v in inputs.items()}
+
+
+def max_error(method, size=(1, 16, 16, 300)):
+    """Largest error of the output and every input gradient against the float64 numba scan, relative to
+    the largest magnitude of each."""
+    import torch
+
+    def output_and_grads(function, inputs, time_major):
+        out = function(inputs)
+        grads = torch.autograd.grad(out, list(inputs.values()), torch.ones_like(out))
+        return [t.transpose(1, 2) if t.dim() == 3 and time_major else t for t in (out, *grads)]
+
+    inputs = _inputs(*size, True)
+    results = output_and_grads(_method(method), _prepared(method, inputs), method == "mambapy_pscan")
+    expected = output_and_grads(_backend_scan("numba"), {k: v.detach().double().requires_grad_()
+                                                         for k, v in inputs.items()}, False)
+    return {"max_error": max(float((a.double() - b).abs().max() / b.abs().max()) for a, b in zip(results, expected))}
+
+
 def measure(method, mode, size, repeats):
     """One measurement (in this process): dict with seconds, peak_mb."""
-    import gc
-
     train = mode == "forward+backward"
     function = _method(method)
-    _run_once(function, _inputs(*size[:3], 64, train), train)  # warm-up: numba load, allocator
-    inputs = _inputs(*size, train)
+    _run_once(function, _prepared(method, _inputs(*size[:3], 64, train)), train)  # warm-up: numba, allocator
+    inputs = _prepared(method, _inputs(*size, train))
     gc.collect()
     before = _reset_peak_rss()
     times, cpu_times = [], []
@@ -177,14 +244,7 @@ def _verdicts(results):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        kind, *rest = json.loads(args.child)
-        print(json.dumps(compile_seconds(*rest) if kind == "compile" else measure(*rest)))
-        return 0
+def kernel_suite():
     import numba
     import torch
 
@@ -199,25 +259,137 @@ def main(argv=None):
     load_after = os.getloadavg()[0]
     text = (
         "## Selective scan on CPU: numba kernel vs mamba-ssm's reference algorithm\n\n"
-        f"Command: `python benchmarks/bench_ssm.py`; machine: {os.cpu_count()} cores, "
+        f"Command: `python benchmarks/bench_ssm.py --suite kernel`; machine: {os.cpu_count()} cores, "
         f"{platform.machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads), numba "
         f"{numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads); float32; 1-minute load average "
         f"{load_before:.1f} before and {load_after:.1f} after (other work on the machine slows every "
-        "method). Time: wall clock, fastest of 3 calls for the kernel, 1 call for the others; CPU: "
-        "process CPU time of the same calls, summed over threads (less sensitive to other load). Peak memory: peak "
-        "resident set size during the first call minus the resident size before it (`/proc/self/"
-        "clear_refs` reset, `VmHWM`), one subprocess per measurement with glibc's mmap threshold fixed at "
-        "128 kB so freed blocks leave the resident set; inputs excluded, outputs and gradients included.\n\n"
+        "method). Time: wall clock, fastest of 3 calls for the kernel, 1 call for the others; CPU: their "
+        "process CPU time. Peak memory: growth of the resident set during the first call (the script's "
+        "docstring says how); inputs excluded, outputs and gradients included.\n\n"
         + _table(results) + "\n\nTargets (kernel vs (a) for inference, vs (b) for forward+backward):\n"
         + _verdicts(results) + "\n\n"
         f"numba first call (float32 forward+backward, tiny size): {cold['seconds']:.1f} s compiling "
         f"with an empty cache, {warm['seconds']:.1f} s loading from the on-disk cache (`cache=True`).\n")
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=RESULT.parent, delete=False, suffix=".tmp") as handle:
+    _write(RESULTS / "ssm.md", text)
+    print(text)
+
+
+def _sample_load(samples, done, interval=2.0):
+    """Appends the 1-minute load average to ``samples`` every ``interval`` seconds until ``done`` is set."""
+    samples.append(os.getloadavg()[0])
+    while not done.wait(interval):
+        samples.append(os.getloadavg()[0])
+
+
+def _git_commit():
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, encoding="utf-8").stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "../nnunet_stroke/networks/ssm", "bench_ssm.py")
+    return git("rev-parse", "HEAD") + (" + uncommitted changes to the scan or this script" if dirty else "")
+
+
+def training_suite(args, command):
+    import importlib.util
+
+    import numba
+    import torch
+
+    size = (1, args.channels, 16, args.length)
+    samples, done = [], threading.Event()
+    sampler = threading.Thread(target=_sample_load, args=(samples, done), daemon=True)
+    sampler.start()
+    rows = {}
+    for method in TRAINING_METHODS:
+        if method == "mambapy_pscan" and importlib.util.find_spec("mambapy") is None:
+            rows[method] = {"skipped": MAMBAPY_MISSING}
+        else:
+            rows[method] = {**_child("measure", method, "forward+backward", size, args.repeats),
+                            **_child("error", method)}
+        print(method, rows[method], flush=True)
+    record = {
+        "command": command, "git_commit": _git_commit(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__} "
+                   f"({torch.get_num_threads()} threads), numba {numba.__version__} "
+                   f"({numba.config.NUMBA_NUM_THREADS} threads)",
+        "size": {"batch": size[0], "d_inner": size[1], "d_state": size[2], "length": size[3]},
+        "dtype": "float32", "mode": "forward+backward", "repeats": args.repeats,
+        "methods": rows}
+    done.set()
+    sampler.join()
+    record["load_average_1min"] = {"min": min(samples), "mean": round(statistics.fmean(samples), 2),
+                                   "max": max(samples), "samples": len(samples), "interval_s": 2.0}
+    path = args.results_dir / "ssm_training.json"
+    history = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    _write(path, json.dumps(history + [record], indent=1) + "\n")
+    text = render_training(record)
+    _write(args.results_dir / "ssm_training.md", text)
+    print(text)
+
+
+def render_training(record):
+    """Markdown section of one training-suite record."""
+    rows, size, load = record["methods"], record["size"], record["load_average_1min"]
+    loop = rows["torch_loop"]
+    lines = ["## Selective scan backends for training (forward + backward) on CPU", "",
+             f"Command: `{record['command']}` at commit {record['git_commit']} ({record['utc']}); machine: "
+             f"{record['machine']}; {record['dtype']}; batch {size['batch']}, d_inner {size['d_inner']}, d_state "
+             f"{size['d_state']}, L {size['length']}. 1-minute load average during the run: {load['min']:.1f}-"
+             f"{load['max']:.1f} (mean {load['mean']:.1f}, {load['samples']} samples; other work slows every "
+             f"method). Every method ran {record['repeats']} times: fastest wall-clock time, its process CPU time, "
+             "growth of the resident set during the first call (see the script's docstring). Error: largest "
+             "error of output and input gradients vs the float64 numba scan at (1, 16, 16, 300), relative.", "",
+             "| method | time s | CPU s | peak extra memory MB | faster than token loop | less memory than token "
+             "loop | error |", "|---" * 7 + "|"]
+    for method, r in rows.items():
+        if "skipped" in r:
+            lines.append(f"| {method} | skipped: {r['skipped']} | | | | | |")
+            continue
+        lines.append(f"| {method} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {r['peak_mb']:.1f} | "
+                     f"{loop['seconds'] / r['seconds']:.1f}x | {loop['peak_mb'] / max(r['peak_mb'], 1e-9):.1f}x | "
+                     f"{r['max_error']:.1e} |")
+    chunked, pscan = rows["torch_chunked"], rows["mambapy_pscan"]
+    speedup = loop["seconds"] / chunked["seconds"]
+    memory = loop["peak_mb"] / max(chunked["peak_mb"], 1e-9)
+    lines += ["", "Targets for the chunked scan:",
+              f"- >= 10x faster than the token loop: {speedup:.1f}x -> {'met' if speedup >= 10 else 'NOT met'}",
+              f"- >= 10x less peak memory than the token loop: {memory:.1f}x -> {'met' if memory >= 10 else 'NOT met'}"]
+    if "skipped" in pscan:
+        lines.append("- faster than mambapy's pscan: not measured (mambapy missing)")
+    else:
+        ratio = pscan["seconds"] / chunked["seconds"]
+        lines.append(f"- faster than mambapy's pscan: {ratio:.2f}x -> {'met' if ratio > 1 else 'NOT met'}")
+    return "\n".join(lines) + "\n"
+
+
+def _write(path, text):
+    """Atomic write: a temporary sibling renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as handle:
         handle.write(text)
     os.chmod(handle.name, 0o644)
-    os.replace(handle.name, RESULT)
-    print(text)
+    os.replace(handle.name, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=("all", "kernel", "training"), default="all")
+    parser.add_argument("--length", type=int, default=16384, help="training suite: sequence length")
+    parser.add_argument("--channels", type=int, default=128, help="training suite: d_inner")
+    parser.add_argument("--repeats", type=int, default=3, help="training suite: calls per method (all equal)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="training suite: where records go")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, *rest = json.loads(args.child)
+        handler = {"compile": compile_seconds, "measure": measure, "error": max_error}[kind]
+        print(json.dumps(handler(*rest)))
+        return 0
+    command = "python benchmarks/bench_ssm.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.suite in ("all", "kernel"):
+        kernel_suite()
+    if args.suite in ("all", "training"):
+        training_suite(args, command.strip())
     return 0
 
 

@@ -16,9 +16,9 @@ CASES = [  # batch, channels, n_state, length, delta_scale, chunk (None: the def
     (1, 3, 1, 1, 1.0, None),  # length 1
     (2, 4, 16, 37, 1.0, None),  # odd length, one chunk larger than the sequence
     (2, 3, 16, 131, 1.0, 32),  # five chunks, the last one partial
-    (1, 5, 1, 129, 1.0, 7),  # odd chunk length, groups padded
+    (1, 5, 1, 129, 1.0, 8),  # 17 chunks, the last one a single token
     (2, 4, 16, 101, 10.0, 16),  # ten times the initial step sizes
-    (1, 2, 4, 300, 1.0, 4096),  # chunk far larger than the sequence; two levels of groups inside it
+    (1, 2, 4, 300, 1.0, 4096),  # chunk far larger than the sequence (padded with identity maps)
 ]
 
 
@@ -54,17 +54,23 @@ def test_matches_naive_recurrence(case, dtype):
     _compare(inputs, FP64_TOLERANCE if dtype == torch.float64 else FP32_TOLERANCE, chunk)
 
 
-def test_prefix_scan_both_directions_equal_a_loop():
+@pytest.mark.parametrize("length", [1, 2, 64])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_prefix_scan_equals_a_loop(length, reverse):
     generator = torch.Generator().manual_seed(2)
-    decay = torch.rand(2, 70, 3, dtype=torch.float64, generator=generator)
-    x = torch.randn(2, 70, 3, dtype=torch.float64, generator=generator)
-    for reverse in (False, True):
-        h, cumulative = chunked_scan.prefix_scan(decay, x, reverse=reverse)
-        state, product = torch.zeros(2, 3, dtype=torch.float64), torch.ones(2, 3, dtype=torch.float64)
-        for t in (range(69, -1, -1) if reverse else range(70)):
-            state, product = decay[:, t] * state + x[:, t], product * decay[:, t]
-            torch.testing.assert_close(h[:, t], state, rtol=1e-12, atol=1e-12)
-            torch.testing.assert_close(cumulative[:, t], product, rtol=1e-12, atol=1e-12)
+    decay = torch.rand(2, length, 3, dtype=torch.float64, generator=generator)
+    x = torch.randn(2, length, 3, dtype=torch.float64, generator=generator)
+    h = chunked_scan.prefix_scan_(decay.clone(), x.clone(), reverse=reverse)
+    state = torch.zeros(2, 3, dtype=torch.float64)
+    for t in (range(length - 1, -1, -1) if reverse else range(length)):
+        state = decay[:, t] * state + x[:, t]
+        torch.testing.assert_close(h[:, t], state, rtol=1e-12, atol=1e-12)
+
+
+def test_chunk_must_be_a_power_of_two():
+    inputs = random_inputs(1, 2, 4, 10, torch.float32)
+    with pytest.raises(ValueError, match="chunk must be a power of two, got 6"):
+        chunked_scan.scan_chunked(*_canonical(inputs), True, chunk=6)
 
 
 def test_huge_steps_stay_finite_and_exact():

@@ -5,14 +5,15 @@ Same recurrence as ``numba_kernels`` (Gu & Dao 2023, Algorithm 2), per batch b, 
     h_t = e_t * h_{t-1} + x_t,   e_t = exp(dt_t * A_d,n) (exponent <= 0),   x_t = dt_t * B_t,n * u_t
     y_t = sum_n C_t,n * h_t,n + D_d * u_t,   out_t = y_t * silu(z_t)
 
-The sequence is cut into chunks (a Python loop over chunks; none over tokens). Inside a chunk all
-tokens are solved at once by a parallel prefix scan of the affine maps h -> e h + x: groups of
-``GROUP`` tokens are scanned by Hillis-Steele doubling, (e2, x2) o (e1, x1) = (e2 e1, e2 x1 + x2);
-the groups' end states are scanned recursively the same way and carried into each group. Decays are
-only ever multiplied (products of exp(dt A) <= 1, underflow to 0 is the exact limit): there is no
-division by cumulative decays, which overflows in float32 after a few dozen tokens at Mamba's step
-sizes (docs/ssm.md). The state entering a chunk reaches token t through the chunk's cumulative decay
-P_t, so h_t = scan_t + P_t h_in.
+The sequence is cut into chunks of a power-of-two length T (a Python loop over chunks; none over
+tokens). Inside a chunk all tokens are solved at once by a parallel prefix scan of the affine maps
+h -> e h + x, composed as (e2, x2) o (e1, x1) = (e2 e1, e2 x1 + x2): Blelloch's work-efficient scan
+(an up-sweep and a down-sweep of log2 T levels each, every level one in-place operation on the
+tokens of a strided view, so about three passes over the chunk in all). The state entering the
+chunk is folded into its first input, x_0 + e_0 h_in. Decays are only ever multiplied (products of
+exp(dt A) <= 1, exponents dt A <= 0; underflow to 0 is the exact limit): there is no division by
+cumulative decays, which overflows in float32 after a few dozen tokens at Mamba's step sizes
+(docs/ssm.md).
 
 Backward (``_ChunkedScan``): the forward pass keeps only the state entering each chunk. Chunks are
 revisited last to first; each recomputes its states from that checkpoint, then solves the adjoint
@@ -21,7 +22,7 @@ boundaries. With w_t = lam_t e_t h_{t-1}:
     dA = sum_t w_t dt_t,   ddt_t = sum_n (w_t A + lam_t B_t u_t),   dB_t = sum_d lam_t dt_t u_t,
     du_t = dt_t sum_n lam_t B_t + D dy_t,   dC_t = sum_d dy_t h_t,   dD = sum_t dy_t u_t.
 Memory beyond inputs and gradients: the (batch, channels, L) step sizes and gate, the chunk
-checkpoints (batch, L / chunk, channels, state), and the working set of one chunk, about a dozen
+checkpoints (batch, L / chunk, channels, state), and the working set of one chunk, about six
 (batch, chunk, channels, state) tensors -- independent of L.
 
 Layout (canonical, as ``cpu_scan``): u, delta, z (batch, channels, L); A (channels, state);
@@ -31,80 +32,68 @@ B, C (batch, L, state); D, delta_bias (channels,) or None.
 import torch
 import torch.nn.functional as F
 
-GROUP = 16  # tokens scanned by doubling before the next level of the prefix scan
 CHUNK_ELEMENTS = 2 ** 19  # batch * chunk * channels * state elements per chunk (2 MB in float32)
 MAX_CHUNK = 4096
 
 
 def chunk_length(batch, channels, n_state, length):
-    """Tokens per chunk: a power of two with about CHUNK_ELEMENTS elements per chunk state tensor."""
+    """Tokens per chunk: the power of two with about CHUNK_ELEMENTS elements per chunk tensor
+    (at most MAX_CHUNK), no longer than the sequence rounded up to a power of two."""
     per_token = max(1, batch * channels * n_state)
-    chunk = GROUP
-    while chunk * 2 * per_token <= CHUNK_ELEMENTS and chunk < MAX_CHUNK:
+    chunk = 1
+    while chunk * 2 * per_token <= CHUNK_ELEMENTS and chunk < min(MAX_CHUNK, length):
         chunk *= 2
-    return max(1, min(chunk, length))
+    return chunk
 
 
-def _doubling_scan(decay, x, dim, reverse):
-    """Hillis-Steele inclusive scan along ``dim``: returns (states, cumulative decays), new tensors."""
-    size = x.shape[dim]
-    step = 1
-    while step < size:
-        kept = size - step if reverse else 0  # tokens with nothing more to combine at this step
-        target, source = (0, step) if reverse else (step, 0)
-        x_next, decay_next = torch.empty_like(x), torch.empty_like(decay)
-        x_next.narrow(dim, kept, step).copy_(x.narrow(dim, kept, step))
-        decay_next.narrow(dim, kept, step).copy_(decay.narrow(dim, kept, step))
-        torch.addcmul(x.narrow(dim, target, size - step), decay.narrow(dim, target, size - step),
-                      x.narrow(dim, source, size - step), out=x_next.narrow(dim, target, size - step))
-        torch.mul(decay.narrow(dim, target, size - step), decay.narrow(dim, source, size - step),
-                  out=decay_next.narrow(dim, target, size - step))
-        x, decay = x_next, decay_next
-        step *= 2
-    return x, decay
+def prefix_scan_(decay, x, reverse=False):
+    """In place, along dim 1 (a power-of-two length): x_t becomes h_t = decay_t h_{t-1} + x_t from
+    h = 0 (reverse: h_t = decay_t h_{t+1} + x_t from the end). ``decay`` is overwritten too."""
+    length, k = x.shape[1], 1
+
+    def levels(k):
+        shape = (x.shape[0], length // (2 * k), 2 * k, *x.shape[2:])
+        return x.view(shape), decay.view(shape)
+
+    while k < length:  # up-sweep: the last token of every block of 2k combines the block
+        xs, ds = levels(k)
+        into, outof = (0, k) if reverse else (2 * k - 1, k - 1)
+        xs[:, :, into].addcmul_(ds[:, :, into], xs[:, :, outof])
+        if 2 * k < length:
+            ds[:, :, into].mul_(ds[:, :, outof])
+        k *= 2
+    k = length // 4
+    while k >= 1:  # down-sweep: the middle token of every block of 2k takes the finished prefix
+        xs, ds = levels(k)
+        if reverse:
+            xs[:, :-1, k].addcmul_(ds[:, :-1, k], xs[:, 1:, 0])
+        else:
+            xs[:, 1:, k - 1].addcmul_(ds[:, 1:, k - 1], xs[:, :-1, 2 * k - 1])
+        k //= 2
+    return x
 
 
-def prefix_scan(decay, x, reverse=False):
-    """h_t = decay_t h_{t-1} + x_t along dim 1 from h = 0 (reverse: h_t = decay_t h_{t+1} + x_t from
-    the end). Returns (h, P), P_t the product of the decays from the start (end) through t.
-    Inputs are not modified."""
-    length = x.shape[1]
-    if length <= GROUP:
-        return _doubling_scan(decay, x, 1, reverse)
-    groups = -(-length // GROUP)
-    pad = groups * GROUP - length
-    if pad:  # identity maps (decay 1, input 0) at the end change no state of the real tokens
-        decay = torch.cat([decay, decay.new_ones(decay.shape[0], pad, *decay.shape[2:])], 1)
-        x = torch.cat([x, x.new_zeros(x.shape[0], pad, *x.shape[2:])], 1)
-    shape = (x.shape[0], groups, GROUP, *x.shape[2:])
-    h, cumulative = _doubling_scan(decay.reshape(shape), x.reshape(shape), 2, reverse)
-    edge = 0 if reverse else GROUP - 1  # the state each group hands to the next one
-    carried, carried_decay = prefix_scan(cumulative.select(2, edge), h.select(2, edge), reverse)
-    into, outof = (slice(0, -1), slice(1, None)) if reverse else (slice(1, None), slice(0, -1))
-    h[:, into].addcmul_(cumulative[:, into], carried[:, outof].unsqueeze(2))
-    cumulative[:, into].mul_(carried_decay[:, outof].unsqueeze(2))
-    h, cumulative = h.reshape(x.shape), cumulative.reshape(x.shape)
-    return (h[:, :length], cumulative[:, :length]) if pad else (h, cumulative)
+def _padded(tensor, length, value):
+    """``tensor`` extended along dim 1 to ``length`` with ``value`` (identity maps: decay 1, input 0)."""
+    missing = length - tensor.shape[1]
+    if not missing:
+        return tensor
+    return torch.cat([tensor, tensor.new_full((tensor.shape[0], missing, *tensor.shape[2:]), value)], 1)
 
 
-def _chunk_terms(dt, u, A, B):
-    """Decays exp(dt A) and inputs dt B u of one chunk, (batch, T, channels, state)."""
-    decay = torch.exp(dt.unsqueeze(-1) * A)
-    x = (dt * u).unsqueeze(-1) * B.unsqueeze(2)
+def _chunk_terms(dt, u, A, B, chunk):
+    """Decays exp(dt A) and inputs dt B u of one chunk, (batch, chunk, channels, state); a shorter last
+    chunk is padded with identity maps, which leave every real token's state unchanged."""
+    decay = _padded(torch.exp(dt.unsqueeze(-1) * A), chunk, 1.0)
+    x = _padded((dt * u).unsqueeze(-1) * B.unsqueeze(2), chunk, 0.0)
     return decay, x
 
 
-def _chunk_states(dt, u, A, B, state_in):
-    """States of one chunk (batch, T, channels, state) from the state entering it, plus its terms."""
-    decay, x = _chunk_terms(dt, u, A, B)
-    h, cumulative = prefix_scan(decay, x)
-    h.addcmul_(cumulative, state_in.unsqueeze(1))
-    return h, decay, x
-
-
-def _output_of_states(h, C):
-    """y_t = sum_n C_t,n h_t,n: (batch, T, channels)."""
-    return torch.matmul(h, C.unsqueeze(-1)).squeeze(-1)
+def _chunk_states(decay, x, state_in):
+    """States of one chunk from the state entering it; consumes ``x`` (becomes the states) and
+    ``decay``."""
+    x[:, 0].addcmul_(decay[:, 0], state_in)
+    return prefix_scan_(decay, x)
 
 
 class _ChunkedScan(torch.autograd.Function):
@@ -122,10 +111,11 @@ class _ChunkedScan(torch.autograd.Function):
         checkpoints = u.new_empty(batch, len(starts), channels, A.shape[1])
         y = torch.empty_like(u_t)
         for index, start in enumerate(starts):
-            stop = min(length, start + chunk)
+            span = slice(start, min(length, start + chunk))
             checkpoints[:, index] = state
-            h, _, _ = _chunk_states(dt_t[:, start:stop], u_t[:, start:stop], A, B[:, start:stop], state)
-            y[:, start:stop] = _output_of_states(h, C[:, start:stop])
+            h = _chunk_states(*_chunk_terms(dt_t[:, span], u_t[:, span], A, B[:, span], chunk), state)
+            h = h[:, :span.stop - start]
+            y[:, span] = torch.einsum("btdn,btn->btd", h, C[:, span])
             state = h[:, -1]
         y = y.transpose(1, 2)
         if D is not None:
@@ -151,29 +141,32 @@ class _ChunkedScan(torch.autograd.Function):
         du, ddt = torch.empty_like(u_t), torch.empty_like(u_t)
         dB, dC = torch.empty_like(B), torch.empty_like(C)
         dA = torch.zeros_like(A)
-        carry = None  # e_{t+1} lam_{t+1} entering the chunk from its right
+        carry = torch.zeros_like(checkpoints[:, 0])  # e_{t+1} lam_{t+1} entering from the right
         for index in range(checkpoints.shape[1] - 1, -1, -1):
             span = slice(index * chunk, min(length, (index + 1) * chunk))
+            size = span.stop - span.start
             dt_c, u_c, B_c, dy_c = dt_t[:, span], u_t[:, span], B[:, span], dy_t[:, span]
             state_in = checkpoints[:, index]
-            h, decay, _ = _chunk_states(dt_c, u_c, A, B_c, state_in)
-            dC[:, span] = torch.matmul(dy_c.unsqueeze(2), h).squeeze(2)
-            h_before = torch.cat([state_in.unsqueeze(1), h[:, :-1]], 1)
-            del h
+            decay, x = _chunk_terms(dt_c, u_c, A, B_c, chunk)
+            # lam_t = C_t dy_t + e_{t+1} lam_{t+1}: a reverse scan with the decays shifted by one
             later_decay = torch.cat([decay[:, 1:], decay.new_ones(decay[:, :1].shape)], 1)
-            lam, cumulative = prefix_scan(later_decay, dy_c.unsqueeze(-1) * C[:, span].unsqueeze(2),
-                                          reverse=True)
-            if carry is not None:
-                lam.addcmul_(cumulative, carry.unsqueeze(1))
-            del cumulative, later_decay
+            h = _chunk_states(decay.clone(), x, state_in)[:, :size]
+            dC[:, span] = torch.einsum("btd,btdn->btn", dy_c, h)
+            h_before = torch.cat([state_in.unsqueeze(1), h[:, :-1]], 1)
+            del h, x
+            lam = _padded(dy_c.unsqueeze(-1) * C[:, span].unsqueeze(2), chunk, 0.0)
+            lam[:, size - 1] += carry
+            lam = prefix_scan_(later_decay, lam, reverse=True)[:, :size]
+            del later_decay
+            decay = decay[:, :size]
             carry = decay[:, 0] * lam[:, 0]
             w = lam * decay * h_before
             del h_before, decay
-            lam_B = torch.matmul(lam, B_c.unsqueeze(-1)).squeeze(-1)
-            ddt[:, span] = (w * A).sum(-1) + lam_B * u_c
+            lam_B = torch.einsum("btdn,btn->btd", lam, B_c)
+            ddt[:, span] = torch.einsum("btdn,dn->btd", w, A) + lam_B * u_c
             du[:, span] = lam_B * dt_c
-            dB[:, span] = torch.matmul((dt_c * u_c).unsqueeze(2), lam).squeeze(2)
-            dA += torch.einsum("btdn,btd->dn", w, dt_c)
+            dB[:, span] = torch.einsum("btd,btdn->btn", dt_c * u_c, lam)
+            dA += (w * dt_c.unsqueeze(-1)).sum((0, 1))
         du, ddt = du.transpose(1, 2), ddt.transpose(1, 2)
         dD = None
         if D is not None:
@@ -185,7 +178,10 @@ class _ChunkedScan(torch.autograd.Function):
 
 
 def scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk=None):
-    """(out, last_state) in the canonical layout; ``chunk`` tokens per chunk (default: ``chunk_length``)."""
+    """(out, last_state) in the canonical layout; ``chunk`` tokens per chunk, a power of two (default:
+    ``chunk_length``)."""
     batch, channels, length = u.shape
     chunk = chunk or chunk_length(batch, channels, A.shape[1], length)
+    if chunk & (chunk - 1):
+        raise ValueError(f"scan_chunked: chunk must be a power of two, got {chunk}")
     return _ChunkedScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk)
