@@ -26,6 +26,8 @@ PRESETS = preset_names()
 TINY = [name for name in PRESETS if "tiny" in name]
 PAPER_SCALE = [name for name in PRESETS if "tiny" not in name]
 SMALL_PLAN = {"patch_size": (8, 16, 16), "strides": [(1, 1, 1), (1, 2, 2), (2, 2, 2)]}
+TWO_D_ONLY = {"strokenext"}  # architectures built for 2D configurations only (classifiers of single slices)
+SMALL_PLAN_2D = {"patch_size": (32, 32), "strides": [(1, 1), (2, 2), (2, 2)]}
 # the plan of benchmarks/bench_networks.py: 2 channels, 2 classes, 32^3, nnU-Net's isotropic pooling, 4 levels
 BENCH_PLAN = {"input_channels": 2, "num_classes": 2, "patch_size": (32, 32, 32), "strides": [(1, 1, 1)] + [(2, 2, 2)] * 3}
 BENCH_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "networks.md"
@@ -38,6 +40,16 @@ PAPER_COUNTS = {
     "stunet_s": ({**BENCH_PLAN, "input_channels": 1, "num_classes": 105}, 14.6, "Huang et al. 2023, model scales"),
     "stunet_b": ({**BENCH_PLAN, "input_channels": 1, "num_classes": 105}, 58.3, "Huang et al. 2023, model scales"),
 }
+
+
+def small_plan(name: str) -> dict:
+    return SMALL_PLAN_2D if load_preset(name)["architecture"] in TWO_D_ONLY else SMALL_PLAN
+
+
+def bench_plan(name: str) -> dict:
+    if load_preset(name)["architecture"] in TWO_D_ONLY:
+        return {**BENCH_PLAN, "patch_size": (32, 32), "strides": [(1, 1)] + [(2, 2)] * 3}
+    return BENCH_PLAN
 
 
 def n_params(network: torch.nn.Module) -> int:
@@ -76,18 +88,19 @@ def single_thread():
 @pytest.mark.parametrize("name", TINY)
 def test_tiny_preset_builds_and_runs_at_a_small_plan(name, single_thread):
     torch.manual_seed(0)
-    patch, strides = SMALL_PLAN["patch_size"], SMALL_PLAN["strides"]
+    plan = small_plan(name)
+    patch, strides = plan["patch_size"], plan["strides"]
     try:
-        network = build_network(name, input_channels=2, num_classes=3, deep_supervision=True, **SMALL_PLAN)
+        network = build_network(name, input_channels=2, num_classes=3, deep_supervision=True, **plan)
     except ValueError as error:  # networks without deep supervision say so when asked for it
         assert "no deep supervision" in str(error)
-        network = build_network(name, input_channels=2, num_classes=3, deep_supervision=False, **SMALL_PLAN)
+        network = build_network(name, input_channels=2, num_classes=3, deep_supervision=False, **plan)
     network.eval()
     x = torch.randn(1, 2, *patch)
     with torch.no_grad():
         output = network(x)
         if isinstance(output, list):  # deep supervision: patch / cumulative stride, highest resolution first
-            scale, expected = [1, 1, 1], []
+            scale, expected = [1] * len(patch), []
             for stride in strides[:-1]:
                 scale = [a * b for a, b in zip(scale, stride)]
                 expected.append((1, 3, *(p // s for p, s in zip(patch, scale))))
@@ -118,7 +131,7 @@ BENCHMARKED = benchmark_counts()
 
 @pytest.mark.parametrize("name", PAPER_SCALE)
 def test_paper_scale_preset_builds_on_meta_with_the_benchmarked_count(name):
-    network = build_paper_scale(name, BENCH_PLAN)
+    network = build_paper_scale(name, bench_plan(name))
     count = n_params(network)
     if name in BENCHMARKED:
         assert f"{count / 1e6:.2f}" == BENCHMARKED[name], (name, count)
@@ -133,7 +146,7 @@ def test_tiny_counts_match_the_benchmark():
     assert len(checked) >= 10
     for name in checked:
         with torch.device("meta") if load_preset(name)["architecture"] not in NOT_ON_META else torch.device("cpu"):
-            count = n_params(build_network(name, deep_supervision=False, **BENCH_PLAN))
+            count = n_params(build_network(name, deep_supervision=False, **bench_plan(name)))
         assert f"{count / 1e6:.3f}" == BENCHMARKED[name], (name, count)
 
 
