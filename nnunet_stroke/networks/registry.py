@@ -8,11 +8,12 @@ preset states everything::
 
 Every other preset names its base and holds only what differs::
 
-    {"base": "lbmnet", "description": "Table 7 Model A: ...", "params": {"lsc_kernels": [5], "lsc_refine": false}}
+    {"base": "lbmnet", "description": "Table 7 Model A: ...",
+     "params": {"lsc_kernels": [5], "lsc_refine": false}}
 
 Resolution (:func:`load_preset`): the base chain is resolved first; then ``params`` are the base's params
-updated key by key with the preset's (a value, list or object alike, replaces the base's value whole), and ``paper`` / ``description`` are inherited unless the preset
-states them. A preset inherits its base's architecture and may not name one (a preset of another
+updated key by key with the preset's (a value, list or object alike, replaces the base's value whole),
+and ``paper`` / ``description`` are inherited unless the preset states them. A preset inherits its base's architecture and may not name one (a preset of another
 architecture is a root). Refused, with an error naming the preset file: a top-level key other than
 ``base``, ``architecture``, ``paper``, ``description``, ``params``; a params key the architecture's
 builder does not accept (checked against its signature, and against ``params_from`` for builders that
