@@ -133,6 +133,7 @@ def test_every_lbmnet_trainer_has_a_tiny_preset_that_only_shrinks_the_scale():
     assert len(trainers) == 2 + len(lbmnet_trainers.ABLATIONS)
     for trainer in trainers:
         paper, small = load_preset(trainer.network_preset), load_preset(trainer.tiny_preset)
+        assert small["chain"] == [*paper["chain"], trainer.tiny_preset]  # the tiny twin inherits from it
         assert paper["architecture"] == small["architecture"]
         differing = {k for k in paper["params"].keys() | small["params"].keys()
                      if paper["params"].get(k) != small["params"].get(k)}
