@@ -17,7 +17,7 @@ Counted at the planned patch itself (minutes per network on a CPU; ``--quick`` s
 inverse question, as an affine function of the patch's voxels for the plan's pooling (two small patches
 with the same strides: every convolution's work at a level scales with that level's voxels, which all
 scale with the patch's voxels; the channel-attention MLPs on pooled vectors are the constant).
-Writes benchmarks/results/lbmnet_plans.md.
+Writes benchmarks/results/lbmnet_plans.md and the rows as lbmnet_plans.json.
 """
 from __future__ import annotations
 
@@ -95,6 +95,16 @@ def cube_edge(voxels: float) -> float:
     return voxels ** (1 / 3)
 
 
+def nearest_patch(row: dict, target_macs: float) -> tuple[tuple[int, int, int], float]:
+    """The patch (edges multiples of the plan's total stride, up to 160, ascending) whose affine MAC count
+    is nearest ``target_macs`` (longest edge at most twice the shortest), and that count."""
+    step = max(math.prod(s[axis] for s in row["strides"]) for axis in range(3))
+    edges = range(step, 161, step)
+    patches = [(a, b, c) for a in edges for b in edges for c in edges if a <= b <= c <= 2 * a]
+    best = min(patches, key=lambda p: abs(row["constant"] + row["per_voxel"] * math.prod(p) - target_macs))
+    return best, row["constant"] + row["per_voxel"] * math.prod(best)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=2, help="phantom cases per dataset (planning needs few)")
@@ -158,15 +168,19 @@ def write(rows: list[dict], args) -> None:
     lines += ["", f"The paper reports {PAPER_PARAMS / 1e6:.2f} M parameters and {PAPER_FLOPS / 1e9:.2f} G FLOPs "
               "(section 5) and names neither the input size nor the convention. Input sizes (same pooling as the "
               "plan) at which the preset's count equals 54.80 G:", "",
-              "| dataset | MACs per input voxel | voxels if 54.80 G = MACs | cube edge | voxels if 54.80 G = "
-              "2 x MACs | cube edge |", "|---|---|---|---|---|---|"]
+              "| dataset | MACs per input voxel | if 54.80 G = MACs: voxels (cube edge) | nearest patch, its GMACs "
+              "| if 54.80 G = 2 x MACs: voxels (cube edge) | nearest patch, its GFLOPs |", "|---|---|---|---|---|---|"]
     for r in rows:
         as_macs = (PAPER_FLOPS - r["constant"]) / r["per_voxel"]
         as_flops = (PAPER_FLOPS / 2 - r["constant"]) / r["per_voxel"]
-        lines.append(f"| {r['label']} | {r['per_voxel'] / 1e3:.1f} k | {as_macs:,.0f} | {cube_edge(as_macs):.1f} | "
-                     f"{as_flops:,.0f} | {cube_edge(as_flops):.1f} |")
-    lines.append("")
+        (patch_macs, macs), (patch_flops, half_flops) = nearest_patch(r, PAPER_FLOPS), nearest_patch(r, PAPER_FLOPS / 2)
+        lines.append(f"| {r['label']} | {r['per_voxel'] / 1e3:.1f} k | {as_macs:,.0f} ({cube_edge(as_macs):.1f}^3) | "
+                     f"{'x'.join(map(str, patch_macs))}, {macs / 1e9:.1f} | {as_flops:,.0f} ({cube_edge(as_flops):.1f}^3) "
+                     f"| {'x'.join(map(str, patch_flops))}, {2 * half_flops / 1e9:.1f} |")
+    lines += ["", "Nearest patch: edges multiples of the plan's total stride (16), as nnU-Net's patches are, the "
+              "longest at most twice the shortest.", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=float), encoding="utf-8")
     RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {RESULTS}")
 
