@@ -175,8 +175,9 @@ def write(rows: list[dict], args) -> None:
         as_flops = (PAPER_FLOPS / 2 - r["constant"]) / r["per_voxel"]
         (patch_macs, macs), (patch_flops, half_flops) = nearest_patch(r, PAPER_FLOPS), nearest_patch(r, PAPER_FLOPS / 2)
         lines.append(f"| {r['label']} | {r['per_voxel'] / 1e3:.1f} k | {as_macs:,.0f} ({cube_edge(as_macs):.1f}^3) | "
-                     f"{'x'.join(map(str, patch_macs))}, {macs / 1e9:.1f} | {as_flops:,.0f} ({cube_edge(as_flops):.1f}^3) "
-                     f"| {'x'.join(map(str, patch_flops))}, {2 * half_flops / 1e9:.1f} |")
+                     f"{'x'.join(map(str, patch_macs))}, {macs / 1e9:.1f} | "
+                     f"{as_flops:,.0f} ({cube_edge(as_flops):.1f}^3) | "
+                     f"{'x'.join(map(str, patch_flops))}, {2 * half_flops / 1e9:.1f} |")
     lines += ["", "Nearest patch: edges multiples of the plan's total stride (16), as nnU-Net's patches are, the "
               "longest at most twice the shortest.", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,10 @@ installed, never patched. What differs from nnU-Net's default planner:
 - no 3d_lowres configuration (the paper trains at 1 mm only).
 
 The memory estimate (the package's, not the paper's): the bytes of every activation autograd keeps for
-the backward pass, measured once per pooling topology (and process) on the CPU at the smallest patch of that topology
-(one voxel at the bottleneck, batch 2) under autocast to a 16-bit float (as AMP's fp16 on the GPU;
-norms of the fp32 list and the selective scan stay in float32), scaled to the candidate patch (every
+the backward pass, measured once per pooling topology (and process) on the CPU at the smallest patch of
+that topology (one voxel at the bottleneck, batch 2) under autocast to a 16-bit float (convolutions,
+linear layers and matmuls in 16 bits as under AMP's fp16 on the GPU; the selective scan stays in
+float32), scaled to the candidate patch (every
 activation of a level scales with the level's voxels, which all scale with the patch's voxels for a
 fixed topology), plus 14 bytes per parameter (fp32 weight, gradient, SGD momentum, fp16 copy). The CPU
 scan keeps one sequence-length tensor per direction more than mamba-ssm's CUDA kernel, so the estimate
