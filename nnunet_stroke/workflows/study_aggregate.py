@@ -83,7 +83,8 @@ def study_markdown(summary: dict) -> str:
     lines = [f"# {summary['title']}", "",
              f"Dataset {summary['dataset']}, plans {summary['plans']}, configuration {summary['configuration']}, "
              f"folds {', '.join(map(str, summary['folds']))} (repeated 8:1:1 splits, held-out test cases). "
-             f"Reference row: `{summary['reference_trainer']}`.", "",
+             + (f"Reference row: `{summary['reference_trainer']}`." if summary["reference_trainer"] else
+                "The full-LBMNet reference row was not among the rows run: no p-values."), "",
              header, "|" + "---|" * (len(COLUMNS) + 5)]
     for row in summary["rows"]:
         across = row["across_splits"]
