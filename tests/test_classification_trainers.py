@@ -101,3 +101,40 @@ def test_tiny_pmsan_classifier_trains_validates_and_stores_its_classes(planned_p
     summary = json.loads(open(f"{folder}/validation/summary.json", encoding="utf-8").read())
     assert summary["n"] == len(val_keys)
     assert summary["cases_per_class"] == {c: sum(labels[k] == i for k in val_keys) for i, c in enumerate(names)}
+
+
+def test_stock_nnunetv2_train_round_trip_of_a_tiny_classifier(planned_phantom):
+    """nnUNetv2_train (one two-iteration epoch) then --val; the network rebuilt the way the predictor does
+    (class hook, class count from the checkpoint) reproduces the validation probabilities."""
+    from nnunet_helpers import CONFIGURATION, run_stock, stock_train
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_stroke.trainers import TRAINERS
+    from nnunet_stroke.trainers.whole_image_data import load_whole_image
+
+    name = "nnUNetTrainerPMSANClassifier_S_Tiny"
+    stock_train(planned_phantom, name, "5")
+    results = planned_phantom.preprocessed.parent.parent / "nnUNet_results" / planned_phantom.name
+    fold = results / f"{name}__nnUNetPlans__{CONFIGURATION}" / "fold_5"
+    validation = json.loads((fold / "validation" / "classification.json").read_text(encoding="utf-8"))
+    run_stock(["nnUNetv2_train", str(planned_phantom.dataset_id), CONFIGURATION, "5", "-tr", name, "-device", "cpu",
+               "--val"])  # validation only: must not crash, rewrites the same predictions
+    assert json.loads((fold / "validation" / "classification.json").read_text(encoding="utf-8")) == validation
+    checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    classes = checkpoint["classification_classes"]
+    assert classes == ["no_stroke", "stroke"] and checkpoint["trainer_name"] == name
+    manager = PlansManager(planned_phantom.plans)
+    network = TRAINERS[name].build_network_architecture(
+        manager, manager.get_configuration(CONFIGURATION), len(planned_phantom.dataset_json["channel_names"]),
+        len(classes), enable_deep_supervision=False)
+    network.load_state_dict(checkpoint["network_weights"])
+    network.eval()
+    folder = str(planned_phantom.preprocessed / manager.get_configuration(CONFIGURATION).data_identifier)
+    dataset = infer_dataset_class(folder)(folder)
+    for case, entry in validation.items():
+        with torch.no_grad():
+            logits = network(torch.from_numpy(load_whole_image(dataset, case, two_d=False))[None])
+        assert logits.shape == (1, len(classes))
+        probabilities = torch.softmax(logits, 1)[0].tolist()
+        assert probabilities == pytest.approx([entry["probabilities"][c] for c in classes], abs=1e-5)

@@ -236,12 +236,12 @@ class ClassificationTrainer(nnUNetTrainer):
             self.initialize()
         checkpoint = filename_or_checkpoint
         if isinstance(checkpoint, str):
-            checkpoint = torch.load(checkpoint, map_location=self.device, weights_only=False)
+            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=False)
         stored = checkpoint.get(CHECKPOINT_CLASSES_KEY)
         if stored is not None and list(stored) != self.class_names:
             raise UserError(f"the checkpoint was trained on classes {stored}, but cases.csv now gives "
                             f"{self.class_names}; train again (the labels changed)")
-        super().load_checkpoint(checkpoint)
+        super().load_checkpoint(filename_or_checkpoint)  # nnU-Net 2.8 reads only a file name correctly
 
     # ---- final validation ----------------------------------------------------------------------------
     @torch.no_grad()
