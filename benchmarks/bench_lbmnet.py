@@ -2,6 +2,8 @@
 parameters, FLOPs, forward time and peak memory; train-step time for the tiny networks.
 
     python benchmarks/bench_lbmnet.py [--repeats 3] [--paper-repeats 1] [--threads 2]
+    python benchmarks/bench_lbmnet.py --inference-ratio [--paper-repeats 3] [--volume-repeats 1]
+    python benchmarks/bench_lbmnet.py --profile [--paper-repeats 1]
 
 Plan: the 2 mm ISLES-like 3d_fullres plan, patch 80x112x112, strides [1,1,1] + 4 x [2,2,2] (five levels),
 2 input channels (DWI, ADC), 2 classes, batch 1 for forward, batch 2 for train steps. Every network is
@@ -131,7 +133,22 @@ def main() -> None:
     parser.add_argument("--paper-repeats", type=int, default=1,
                         help="timed forward passes of the paper-scale networks (minutes each on a CPU)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--inference-ratio", action="store_true",
+                        help="instead: paper LBMNet vs nnU-Net's U-Net at CPU inference, one patch and one whole volume "
+                             "through nnUNetPredictor, side by side (benchmarks/lbmnet_cpu_inference.py)")
+    parser.add_argument("--volume-repeats", type=int, default=1, help="--inference-ratio: whole-volume predictions")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: self time per module kind of paper LBMNet's CPU forward -> results/lbmnet_profile.md")
     args = parser.parse_args()
+    if args.inference_ratio or args.profile:
+        import lbmnet_cpu_inference
+
+        if args.profile:
+            print(lbmnet_cpu_inference.run_profile(args.paper_repeats, args.threads), flush=True)
+        if args.inference_ratio:
+            print(lbmnet_cpu_inference.run_inference_ratio(args.paper_repeats, args.volume_repeats, args.threads,
+                                                           lbmnet_cpu_inference.ISLES_VOLUME), flush=True)
+        return
     rows = {}
     for label in NETWORKS:
         repeats = args.repeats if NETWORKS[label][2] else args.paper_repeats

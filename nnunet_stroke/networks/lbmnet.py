@@ -32,7 +32,7 @@ from torch import nn
 from nnunet_stroke.networks.blocks import nd
 from nnunet_stroke.networks.blocks.bagf import BAGF
 from nnunet_stroke.networks.blocks.bsc_mamba import BSCMamba
-from nnunet_stroke.networks.blocks.conv_blocks import ConvNormAct, ResidualBlock
+from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm, ConvNormAct, ResidualBlock
 from nnunet_stroke.networks.blocks.lsc import LSCBlock
 from nnunet_stroke.networks.registry import register_architecture
 
@@ -76,13 +76,15 @@ class LBMNetEncoder(nn.Module):
         self.stem = ConvNormAct(input_channels, widths[0], dim, norm, kernel_size=3, stride=strides[0])
         self.stages = nn.ModuleList(
             nn.Sequential(
-                nn.Sequential(nd.conv(dim)(widths[level - 1], widths[level], strides[level], stride=strides[level],
-                                           bias=False), nd.norm(norm, dim, widths[level])),
+                ConvNorm(nd.conv(dim)(widths[level - 1], widths[level], strides[level], stride=strides[level],
+                                      bias=False), nd.norm(norm, dim, widths[level])),
                 *(make_block(widths[level]) for _ in range(blocks_per_stage)))
             for level in range(1, len(widths)))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = [self.stem(x)]
+        # PyTorch's CPU convolution returns a few-channel input's output channels-first even when both are
+        # channels-last, and every later layer would follow it (3-4x slower depthwise convolutions)
+        features = [nd.same_layout(self.stem(x), x)]
         for stage in self.stages:
             features.append(stage(features[-1]))
         return features

@@ -19,6 +19,7 @@ from torch import nn
 
 from nnunet_stroke.networks.blocks import nd
 from nnunet_stroke.networks.blocks.attention import ChannelAttention
+from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm
 
 
 class ASCBlock(nn.Module):
@@ -31,7 +32,7 @@ class ASCBlock(nn.Module):
         self.value = conv(channels, channels, 1)  # eq. 5, gated 1^3 pair
         self.gate = conv(channels, channels, 1)
         self.phi = nn.GELU()
-        self.large = nn.Sequential(
+        self.large = ConvNorm(
             conv(channels, channels, large_kernel, padding=large_kernel // 2, groups=channels, bias=False),
             nd.norm(norm, dim, channels))
 

@@ -26,11 +26,11 @@ from torch import nn
 
 from nnunet_stroke.networks.blocks import nd
 from nnunet_stroke.networks.blocks.attention import ChannelAttention, SpatialAttention
-from nnunet_stroke.networks.blocks.conv_blocks import DepthwiseResidualBlock
+from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm, DepthwiseResidualBlock
 
 
 def _aligned(channels: int, dim: int, norm: str) -> nn.Module:
-    return nn.Sequential(nd.conv(dim)(channels, channels, 1, bias=False), nd.norm(norm, dim, channels))
+    return ConvNorm(nd.conv(dim)(channels, channels, 1, bias=False), nd.norm(norm, dim, channels))
 
 
 class BAGF(nn.Module):

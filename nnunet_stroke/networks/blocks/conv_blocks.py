@@ -17,14 +17,29 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks import inference_fusion, nd
 
 
 def _same_padding(kernel_size: Sequence[int]) -> tuple[int, ...]:
     return tuple(k // 2 for k in kernel_size)
 
 
-class ConvNormAct(nn.Sequential):
+class ConvNorm(nn.Sequential):
+    """``Sequential(conv, norm, *rest)``; at inference a BatchNorm runs folded into the convolution
+    (``inference_fusion.conv_then_norm``, same result, same state_dict keys)."""
+
+    def __init__(self, conv: nn.Module, norm: nn.Module, *rest: nn.Module):
+        super().__init__(conv, norm, *rest)
+        self.folded = inference_fusion.InferenceCache()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = inference_fusion.conv_then_norm(self[0], self[1], x, self.folded)
+        for layer in list(self)[2:]:
+            x = layer(x)
+        return x
+
+
+class ConvNormAct(ConvNorm):
     def __init__(self, in_channels: int, out_channels: int, dim: int, norm: str, kernel_size=3, stride=1):
         kernel = (kernel_size,) * dim if isinstance(kernel_size, int) else tuple(kernel_size)
         super().__init__(
@@ -63,6 +78,11 @@ class DepthwiseResidualBlock(nn.Module):
             nd.conv(dim)(channels, channels, 1, bias=False),
             nd.norm(norm, dim, channels),
         )
+        self.folded = (inference_fusion.InferenceCache(), inference_fusion.InferenceCache())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        if not inference_fusion.applies(self):
+            return x + self.body(x)
+        depthwise, norm, act, pointwise, pointwise_norm = self.body
+        hidden = act(inference_fusion.conv_then_norm(depthwise, norm, x, self.folded[0]))
+        return x + inference_fusion.conv_then_norm(pointwise, pointwise_norm, hidden, self.folded[1])

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks import inference_fusion, nd
+from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm
 
 
 class LSCBlock(nn.Module):
@@ -33,10 +34,17 @@ class LSCBlock(nn.Module):
         self.refine = conv(channels, channels, 3, padding=1, bias=False) if refine else nn.Identity()  # eq. 2
         self.refine_norm = nd.norm(norm, dim, channels)
         self.act = nn.GELU()
-        self.project_out = nn.Sequential(conv(channels, channels, 1, bias=False), nd.norm(norm, dim, channels))  # eq. 3
+        self.project_out = ConvNorm(conv(channels, channels, 1, bias=False), nd.norm(norm, dim, channels))  # eq. 3
+        self.merged, self.folded = inference_fusion.InferenceCache(), inference_fusion.InferenceCache()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         projected = self.project_in(x)
-        multi_scale = sum(branch(projected) for branch in self.depthwise)
-        refined = self.act(self.refine_norm(self.refine(multi_scale)))
+        if inference_fusion.applies(self) and len(self.depthwise) > 1:  # eq. 1 as one depthwise convolution
+            weight, bias = self.merged.get(inference_fusion.sources(self.depthwise),
+                                           lambda: inference_fusion.merged_depthwise(self.depthwise))
+            largest = max(self.depthwise, key=lambda branch: branch.kernel_size)
+            multi_scale = largest._conv_forward(projected, weight, bias)
+        else:
+            multi_scale = sum(branch(projected) for branch in self.depthwise)
+        refined = self.act(inference_fusion.conv_then_norm(self.refine, self.refine_norm, multi_scale, self.folded))
         return x + self.project_out(refined)
