@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = _run(sys.argv[1:] if argv is None else argv)
+        try:
+            code = _run(sys.argv[1:] if argv is None else argv)
+        except SystemExit as done:  # argparse after -h or a usage error, SIGTERM
+            code = done.code if isinstance(done.code, int) else int(done.code is not None)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return code
     except BrokenPipeError:

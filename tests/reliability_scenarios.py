@@ -234,6 +234,10 @@ def quiet_broken_pipe(ws: Workspace, result) -> None:
     assert result.returncode == 141 and result.stderr == ""
 
 
+def quiet_help(ws: Workspace, result) -> None:
+    assert result.returncode in (0, 141) and result.stderr == ""  # argparse itself ignores write errors
+
+
 # --------------------------------------------------------------------------------------- the table
 def _at(key: str, relative: str, damage: Callable, *args) -> Callable[[Workspace], None]:
     return lambda ws: damage(ws[key] / relative, *args)
@@ -365,6 +369,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              ("--cases", "-1")),
     Scenario("trainers-closed-pipe", "stdout closed by its reader (`nnunet-stroke trainers | head -1`)",
              ("trainers",), "pipe", outcome="exit 141, nothing on stderr", check=quiet_broken_pipe),
+    Scenario("help-closed-pipe", "stdout closed by its reader (`nnunet-stroke --help | head -1`)",
+             ("--help",), "pipe", outcome="exit 0 or 141, nothing on stderr", check=quiet_help),
 )
 
 
