@@ -1,4 +1,5 @@
-"""PMSAN trainers (Nalla & Deepak; docs/pmsan.md): segmentation and stroke detection trained jointly.
+"""PMSAN-Seg trainers (after Nalla & Deepak; docs/pmsan.md): segmentation with an auxiliary detection head,
+not the paper's classifier (that is :mod:`nnunet_stroke.trainers.pmsan_classifier`).
 
 Joint loss per training patch::
 
@@ -90,24 +91,24 @@ class PMSANTrainer(PresetTrainer):
 
 
 class nnUNetTrainerPMSAN_S(PMSANTrainer):
-    """PMSAN-S (phi 1.0): slice-wise multi-scale encoder + ConvGRU + cross-scale attention, detection head."""
+    """PMSAN-Seg S (phi 1.0): segmentation with an auxiliary detection head, not the paper's classifier."""
 
     network_preset, tiny_preset = "pmsan_s", "pmsan_tiny"
 
 
 class nnUNetTrainerPMSAN_M(PMSANTrainer):
-    """PMSAN-M (phi 1.3), joint segmentation and detection."""
+    """PMSAN-Seg M (phi 1.3): segmentation with an auxiliary detection head, not the paper's classifier."""
 
     network_preset, tiny_preset = "pmsan_m", "pmsan_tiny_m"
 
 
 class nnUNetTrainerPMSAN_L(PMSANTrainer):
-    """PMSAN-L (phi 1.6), joint segmentation and detection."""
+    """PMSAN-Seg L (phi 1.6): segmentation with an auxiliary detection head, not the paper's classifier."""
 
     network_preset, tiny_preset = "pmsan_l", "pmsan_tiny_l"
 
 
 class nnUNetTrainerPMSAN_XL(PMSANTrainer):
-    """PMSAN-XL (phi 2.0), joint segmentation and detection; the first model of progressive distillation."""
+    """PMSAN-Seg XL (phi 2.0): segmentation with an auxiliary detection head; first of its distillation chain."""
 
     network_preset, tiny_preset = "pmsan_xl", "pmsan_tiny_xl"
