@@ -119,6 +119,8 @@ def read_preset_file(name: str) -> dict:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise PresetError(f"{path}: not valid JSON ({error}); fix the file") from error
+    if not isinstance(raw, dict):
+        raise PresetError(f"{path}: a preset is a JSON object with keys {list(PRESET_KEYS)}")
     unknown = sorted(set(raw) - set(PRESET_KEYS))
     if unknown:
         raise PresetError(f"{path}: unknown top-level key(s) {unknown}; a preset may hold only {list(PRESET_KEYS)}")
