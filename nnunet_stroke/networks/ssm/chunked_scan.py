@@ -22,8 +22,8 @@ boundaries. With w_t = lam_t e_t h_{t-1}:
     dA = sum_t w_t dt_t,   ddt_t = sum_n (w_t A + lam_t B_t u_t),   dB_t = sum_d lam_t dt_t u_t,
     du_t = dt_t sum_n lam_t B_t + D dy_t,   dC_t = sum_d dy_t h_t,   dD = sum_t dy_t u_t.
 Memory beyond inputs and gradients: the (batch, channels, L) step sizes and gate, the chunk
-checkpoints (batch, L / chunk, channels, state), and the working set of one chunk, about six
-(batch, chunk, channels, state) tensors -- independent of L.
+checkpoints (batch, L / chunk, channels, state), and six (batch, chunk, channels, state) buffers
+allocated once per call and reused by every chunk -- independent of L.
 
 Layout (canonical, as ``cpu_scan``): u, delta, z (batch, channels, L); A (channels, state);
 B, C (batch, L, state); D, delta_bias (channels,) or None.
@@ -73,32 +73,27 @@ def prefix_scan_(decay, x, reverse=False):
     return x
 
 
-def _padded(tensor, length, value):
-    """``tensor`` extended along dim 1 to ``length`` with ``value`` (identity maps: decay 1, input 0)."""
-    missing = length - tensor.shape[1]
-    if not missing:
-        return tensor
-    return torch.cat([tensor, tensor.new_full((tensor.shape[0], missing, *tensor.shape[2:]), value)], 1)
-
-
-def _chunk_terms(dt, u, A, B, chunk):
-    """Decays exp(dt A) and inputs dt B u of one chunk, (batch, chunk, channels, state); a shorter last
-    chunk is padded with identity maps, which leave every real token's state unchanged."""
-    decay = _padded(torch.exp(dt.unsqueeze(-1) * A), chunk, 1.0)
-    x = _padded((dt * u).unsqueeze(-1) * B.unsqueeze(2), chunk, 0.0)
-    return decay, x
+def _chunk_terms(dt, u, A, B, decay, x):
+    """Fills the (batch, chunk, channels, state) buffers ``decay`` with exp(dt A) and ``x`` with dt B u;
+    the positions of a shorter last chunk beyond its tokens get identity maps (decay 1, input 0), which
+    leave every real token's state unchanged."""
+    size = dt.shape[1]
+    torch.mul(dt.unsqueeze(-1), A, out=decay[:, :size]).exp_()
+    torch.mul((dt * u).unsqueeze(-1), B.unsqueeze(2), out=x[:, :size])
+    decay[:, size:] = 1.0
+    x[:, size:] = 0.0
 
 
 def _chunk_states(decay, x, state_in):
-    """States of one chunk from the state entering it; consumes ``x`` (becomes the states) and
-    ``decay``."""
+    """In place: ``x`` becomes the chunk's states from the state entering it (``decay`` is consumed)."""
     x[:, 0].addcmul_(decay[:, 0], state_in)
     return prefix_scan_(decay, x)
 
 
 class _ChunkedScan(torch.autograd.Function):
     """Time-major working copies (batch, L, channels) of u and the step sizes make each chunk a
-    contiguous slice; B and C are already (batch, L, state)."""
+    contiguous slice; B and C are already (batch, L, state). The chunk-sized buffers are allocated once
+    per call and reused by every chunk."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk):
@@ -109,23 +104,24 @@ class _ChunkedScan(torch.autograd.Function):
         starts = range(0, length, chunk)
         state = u.new_zeros(batch, channels, A.shape[1])
         checkpoints = u.new_empty(batch, len(starts), channels, A.shape[1])
+        decay, h = (u.new_empty(batch, chunk, channels, A.shape[1]) for _ in range(2))
         y = torch.empty_like(u_t)
         for index, start in enumerate(starts):
             span = slice(start, min(length, start + chunk))
+            size = span.stop - start
             checkpoints[:, index] = state
-            h = _chunk_states(*_chunk_terms(dt_t[:, span], u_t[:, span], A, B[:, span], chunk), state)
-            h = h[:, :span.stop - start]
-            y[:, span] = torch.einsum("btdn,btn->btd", h, C[:, span])
-            state = h[:, -1]
+            _chunk_terms(dt_t[:, span], u_t[:, span], A, B[:, span], decay, h)
+            _chunk_states(decay, h, state)
+            y[:, span] = torch.einsum("btdn,btn->btd", h[:, :size], C[:, span])
+            state = h[:, size - 1].clone()
         y = y.transpose(1, 2)
         if D is not None:
             y = y + D[:, None] * u
         out = y * F.silu(z) if z is not None else y
         ctx.save_for_backward(u, raw, A, B, C, D, z, y if z is not None else None, checkpoints)
         ctx.delta_softplus, ctx.has_bias, ctx.chunk = bool(delta_softplus), delta_bias is not None, chunk
-        last_state = state.clone()
-        ctx.mark_non_differentiable(last_state)
-        return out, last_state
+        ctx.mark_non_differentiable(state)
+        return out, state
 
     @staticmethod
     def backward(ctx, dout, _dlast_state):
@@ -142,31 +138,31 @@ class _ChunkedScan(torch.autograd.Function):
         dB, dC = torch.empty_like(B), torch.empty_like(C)
         dA = torch.zeros_like(A)
         carry = torch.zeros_like(checkpoints[:, 0])  # e_{t+1} lam_{t+1} entering from the right
+        shape = (checkpoints.shape[0], chunk, *checkpoints.shape[2:])
+        decay, work, h, later_decay, h_before, lam = (u.new_empty(shape) for _ in range(6))
         for index in range(checkpoints.shape[1] - 1, -1, -1):
             span = slice(index * chunk, min(length, (index + 1) * chunk))
             size = span.stop - span.start
             dt_c, u_c, B_c, dy_c = dt_t[:, span], u_t[:, span], B[:, span], dy_t[:, span]
             state_in = checkpoints[:, index]
-            decay, x = _chunk_terms(dt_c, u_c, A, B_c, chunk)
+            _chunk_terms(dt_c, u_c, A, B_c, decay, h)
+            work.copy_(decay)
+            _chunk_states(work, h, state_in)
+            dC[:, span] = torch.einsum("btd,btdn->btn", dy_c, h[:, :size])
+            h_before[:, 0], h_before[:, 1:] = state_in, h[:, :-1]
             # lam_t = C_t dy_t + e_{t+1} lam_{t+1}: a reverse scan with the decays shifted by one
-            later_decay = torch.cat([decay[:, 1:], decay.new_ones(decay[:, :1].shape)], 1)
-            h = _chunk_states(decay.clone(), x, state_in)[:, :size]
-            dC[:, span] = torch.einsum("btd,btdn->btn", dy_c, h)
-            h_before = torch.cat([state_in.unsqueeze(1), h[:, :-1]], 1)
-            del h, x
-            lam = _padded(dy_c.unsqueeze(-1) * C[:, span].unsqueeze(2), chunk, 0.0)
+            later_decay[:, :-1], later_decay[:, -1] = decay[:, 1:], 1.0
+            torch.mul(dy_c.unsqueeze(-1), C[:, span].unsqueeze(2), out=lam[:, :size])
+            lam[:, size:] = 0.0
             lam[:, size - 1] += carry
-            lam = prefix_scan_(later_decay, lam, reverse=True)[:, :size]
-            del later_decay
-            decay = decay[:, :size]
+            prefix_scan_(later_decay, lam, reverse=True)
             carry = decay[:, 0] * lam[:, 0]
-            w = lam * decay * h_before
-            del h_before, decay
-            lam_B = torch.einsum("btdn,btn->btd", lam, B_c)
+            w = torch.mul(lam, decay, out=work)[:, :size].mul_(h_before[:, :size])  # lam_t e_t h_{t-1}
+            lam_B = torch.einsum("btdn,btn->btd", lam[:, :size], B_c)
             ddt[:, span] = torch.einsum("btdn,dn->btd", w, A) + lam_B * u_c
             du[:, span] = lam_B * dt_c
-            dB[:, span] = torch.einsum("btd,btdn->btn", dt_c * u_c, lam)
-            dA += (w * dt_c.unsqueeze(-1)).sum((0, 1))
+            dB[:, span] = torch.einsum("btd,btdn->btn", dt_c * u_c, lam[:, :size])
+            dA += torch.mul(w, dt_c.unsqueeze(-1), out=h_before[:, :size]).sum((0, 1))
         du, ddt = du.transpose(1, 2), ddt.transpose(1, 2)
         dD = None
         if D is not None:
