@@ -147,6 +147,9 @@ def test_slurm_scripts_run_every_row_and_split_once_with_the_stock_commands(tmp_
     assert sorted(tasks) == sorted(expected) and len(set(tasks)) == len(tasks) == 25
     assert f"#SBATCH --array=0-{len(tasks) - 1}" in text and "#SBATCH --gres=gpu:1" in text
     assert "#SBATCH --partition=gpu" in text
+    from nnunet_stroke import ext_trainer_dir
+
+    assert f"export nnUNet_extTrainer={ext_trainer_dir()}" in text  # the stock nnUNetv2_train finds the trainers
 
     bin_folder, calls = tmp_path / "bin", tmp_path / "calls.txt"
     bin_folder.mkdir()

@@ -30,7 +30,9 @@ def _exports() -> list[str]:
     from nnunet_stroke import ext_trainer_dir
 
     exports = [f"export {name}={shlex.quote(os.environ[name])}" for name in NNUNET_FOLDERS if os.environ.get(name)]
-    return exports + [f"export nnUNet_extTrainer={shlex.quote(ext_trainer_dir())}"]
+    # the package's trainer shim first, folders the user lists already after it (as nnunet_env.with_ext_trainer)
+    shim = shlex.quote(ext_trainer_dir())
+    return exports + [f'export nnUNet_extTrainer={shim}"${{nnUNet_extTrainer:+:$nnUNet_extTrainer}}"']
 
 
 def task_list(study: Study) -> list[tuple[str, int]]:
