@@ -142,11 +142,14 @@ def check_writable(folder, what: str, min_free_bytes: int = MIN_FREE_BYTES) -> P
 
 
 def os_error_message(error: OSError) -> str | None:
-    """A user-facing message for an environment fault (disk full, read-only, permission), else None."""
+    """A user-facing message for an environment or path fault (disk full, read-only, permission, a path
+    through a file or to nothing), else None (an unexpected error keeps its traceback)."""
     faults = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-              errno.EPERM: "operation not permitted"}
+              errno.EPERM: "operation not permitted", errno.ENOENT: "no such file or folder",
+              errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EISDIR: "it is a folder",
+              errno.EEXIST: "it exists and is not a folder"}
     if error.errno not in faults:
         return None
     where = error.filename or "a file"
-    return f"{where}: {faults[error.errno]}; free space, fix the permissions or choose another folder"
+    return f"{where}: {faults[error.errno]}; free space, fix the path or permissions, or choose another folder"

@@ -344,6 +344,13 @@ SCENARIOS: tuple[Scenario, ...] = (
              (*EVALUATE[:-3], "{work}/file/metrics.json", "-np", "1"), "error", ("cannot write into", "file"),
              prepare=lambda ws: (ws.root / "file").write_text("x")),
     Scenario("evaluate-np-zero", "-np 0", (*EVALUATE[:-1], "0"), "error", ("-np", "'0'")),
+    Scenario("report-out-inside-file", "report --out inside a file, not a folder",
+             ("report", "{work}/metrics.json", "--out", "{work}/file/report"), "error", ("file", "not a folder"),
+             prepare=lambda ws: ((ws.root / "file").write_text("x"), (ws.root / "metrics.json").write_text(
+                 json.dumps({"protocol": "isles22", "cases": [], "aggregate": {}})))),
+    Scenario("report-metrics-garbage", "report of a metrics.json that is not JSON",
+             ("report", "{work}/metrics.json", "--out", "{work}/report"), "error", ("metrics.json",),
+             prepare=lambda ws: (ws.root / "metrics.json").write_text("{not json")),
     Scenario("splits-trained-folds", "splits rerun with another seed over a trained fold",
              ("splits", "510", "--seed", "1"), "error", ("fold_6", "--force"),
              prepare=lambda ws: fake_splits_dataset(ws, 6)),
