@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_stroke.errors import UserError
-from nnunet_stroke.image_files import check_3d, check_complete, is_nifti, unreadable
+from nnunet_stroke.image_files import check_3d, check_complete, complete_nifti_values, is_nifti, unreadable
 from nnunet_stroke.staging import atomic_write_text, check_writable, new_staging_folder
 
 CASES_CSV_COLUMNS = ("case", "lesion_volume_ml", "lesion_count", "site", "class")
@@ -153,8 +153,7 @@ def check_voxels(path: Path, case: str) -> None:
     """Decode ``path`` completely: a truncated or corrupt file and NaN/infinite voxels are errors naming the
     case and file."""
     if is_nifti(path):
-        check_complete(path, case)
-        _raise_if_not_finite(_nifti_values(path, case), path, case)
+        _raise_if_not_finite(complete_nifti_values(path, case), path, case)
     else:
         finite_array(read_image(path, case), path, case)
 

@@ -75,6 +75,30 @@ def check_complete(path: Path, case: str) -> None:
             raise unreadable(path, case, f"{available} bytes of voxel data where the header announces {needed}")
 
 
+def complete_nifti_values(path: Path, case: str) -> np.ndarray:
+    """The voxel values of a NIfTI file as stored, from one complete read (``check_complete`` and the
+    decoding in a single decompression)."""
+    import io
+
+    import nibabel
+
+    path = Path(path)
+    try:
+        with (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rb") as stream:
+            data = stream.read()
+    except (EOFError, OSError, zlib.error) as error:
+        raise unreadable(path, case, str(error) or type(error).__name__) from None
+    header_size = int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big")
+    image_class = nibabel.Nifti2Image if 540 in header_size else nibabel.Nifti1Image
+    try:
+        image = image_class.from_file_map({"header": nibabel.FileHolder(fileobj=io.BytesIO(data)),
+                                           "image": nibabel.FileHolder(fileobj=io.BytesIO(data))})
+        return np.asanyarray(image.dataobj)
+    except Exception as error:  # nibabel raises its own, OS and value errors for a broken file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise unreadable(path, case, reason) from None
+
+
 def check_3d(path: Path, case: str) -> bool:
     """For a NIfTI file: True when it is stored as 3-D; False when it is 4-D or more with singleton extra
     axes (the caller squeezes it); a UserError when an extra axis holds several volumes."""
