@@ -177,19 +177,10 @@ def check_same_grid(reference, reference_path: Path, image, path: Path, case: st
                         "resample it onto that grid or remove the case")
 
 
-def _nifti_values(path: Path, case: str) -> np.ndarray:
-    import nibabel
-
-    try:
-        return np.asanyarray(nibabel.load(str(path)).dataobj)
-    except Exception as error:  # nibabel raises zlib, EOF, OS and its own errors for a broken file
-        raise _unreadable(path, case, error) from None
-
-
 def _stored_values(path: Path, array: np.ndarray, case: str) -> np.ndarray:
     """The voxel values as stored. ITK's NIfTI reader silently turns NaN/inf into 0, so NIfTI files are
     read once more with nibabel (installed with nnunetv2) to see them."""
-    return _nifti_values(path, case) if is_nifti(path) else array
+    return complete_nifti_values(path, case) if is_nifti(path) else array
 
 
 def finite_array(image: sitk.Image, path: Path, case: str) -> np.ndarray:
