@@ -18,12 +18,12 @@ cumulative decays, which overflows in float32 after a few dozen tokens at Mamba'
 Backward (``_ChunkedScan``): the forward pass keeps only the state entering each chunk. Chunks are
 revisited last to first; each recomputes its states from that checkpoint, then solves the adjoint
 lam_t = C_t dy_t + e_{t+1} lam_{t+1} by the same scan run in reverse, with lam carried across chunk
-boundaries. With w_t = lam_t e_t h_{t-1}:
+boundaries. With w_t = lam_t e_t h_{t-1} = lam_t (h_t - x_t):
     dA = sum_t w_t dt_t,   ddt_t = sum_n (w_t A + lam_t B_t u_t),   dB_t = sum_d lam_t dt_t u_t,
     du_t = dt_t sum_n lam_t B_t + D dy_t,   dC_t = sum_d dy_t h_t,   dD = sum_t dy_t u_t.
-Memory beyond inputs and gradients: the (batch, channels, L) step sizes and gate, the chunk
-checkpoints (batch, L / chunk, channels, state), and six (batch, chunk, channels, state) buffers
-allocated once per call and reused by every chunk -- independent of L.
+Step sizes, gate and skip are computed chunk by chunk too, so the memory beyond inputs, output and
+gradients is the chunk checkpoints (batch, L / chunk, channels, state) and four (batch, chunk, channels,
+state) buffers allocated once per call and reused by every chunk.
 
 Layout (canonical, as ``cpu_scan``): u, delta, z (batch, channels, L); A (channels, state);
 B, C (batch, L, state); D, delta_bias (channels,) or None.
@@ -32,7 +32,7 @@ B, C (batch, L, state); D, delta_bias (channels,) or None.
 import torch
 import torch.nn.functional as F
 
-CHUNK_ELEMENTS = 2 ** 19  # batch * chunk * channels * state elements per chunk (2 MB in float32)
+CHUNK_ELEMENTS = 2 ** 18  # batch * chunk * channels * state elements per chunk (1 MB in float32)
 MAX_CHUNK = 4096
 
 
@@ -90,87 +90,100 @@ def _chunk_states(decay, x, state_in):
     return prefix_scan_(decay, x)
 
 
+def _chunk_inputs(span, u, delta, z, delta_bias, delta_softplus):
+    """(batch, T, channels) views of u and z and the step sizes (before and after the softplus) of one
+    chunk; nothing of the sequence's length is materialised."""
+    u_c, z_c = u[:, :, span].transpose(1, 2), None if z is None else z[:, :, span].transpose(1, 2)
+    raw = delta[:, :, span].transpose(1, 2)
+    raw = raw + delta_bias if delta_bias is not None else raw
+    return u_c, z_c, raw, F.softplus(raw) if delta_softplus else raw
+
+
 class _ChunkedScan(torch.autograd.Function):
-    """Time-major working copies (batch, L, channels) of u and the step sizes make each chunk a
-    contiguous slice; B and C are already (batch, L, state). The chunk-sized buffers are allocated once
-    per call and reused by every chunk."""
+    """Works chunk by chunk on (batch, T, channels) views of the (batch, channels, L) inputs; the
+    chunk-sized buffers are allocated once per call and reused by every chunk. Only the inputs and the
+    chunk checkpoints are kept for backward."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk):
         batch, channels, length = u.shape
-        raw = delta + delta_bias[:, None] if delta_bias is not None else delta
-        dt = F.softplus(raw) if delta_softplus else raw
-        u_t, dt_t = u.transpose(1, 2).contiguous(), dt.transpose(1, 2).contiguous()
         starts = range(0, length, chunk)
         state = u.new_zeros(batch, channels, A.shape[1])
         checkpoints = u.new_empty(batch, len(starts), channels, A.shape[1])
         decay, h = (u.new_empty(batch, chunk, channels, A.shape[1]) for _ in range(2))
-        y = torch.empty_like(u_t)
+        out = torch.empty_like(u)
         for index, start in enumerate(starts):
             span = slice(start, min(length, start + chunk))
             size = span.stop - start
+            u_c, z_c, _, dt_c = _chunk_inputs(span, u, delta, z, delta_bias, delta_softplus)
             checkpoints[:, index] = state
-            _chunk_terms(dt_t[:, span], u_t[:, span], A, B[:, span], decay, h)
+            _chunk_terms(dt_c, u_c, A, B[:, span], decay, h)
             _chunk_states(decay, h, state)
-            y[:, span] = torch.einsum("btdn,btn->btd", h[:, :size], C[:, span])
+            y_c = torch.einsum("btdn,btn->btd", h[:, :size], C[:, span])
+            if D is not None:
+                y_c += D * u_c
+            out[:, :, span] = (y_c * F.silu(z_c) if z is not None else y_c).transpose(1, 2)
             state = h[:, size - 1].clone()
-        y = y.transpose(1, 2)
-        if D is not None:
-            y = y + D[:, None] * u
-        out = y * F.silu(z) if z is not None else y
-        ctx.save_for_backward(u, raw, A, B, C, D, z, y if z is not None else None, checkpoints)
-        ctx.delta_softplus, ctx.has_bias, ctx.chunk = bool(delta_softplus), delta_bias is not None, chunk
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, checkpoints)
+        ctx.delta_softplus, ctx.chunk = bool(delta_softplus), chunk
         ctx.mark_non_differentiable(state)
         return out, state
 
     @staticmethod
     def backward(ctx, dout, _dlast_state):
-        u, raw, A, B, C, D, z, y, checkpoints = ctx.saved_tensors
-        dz = None
-        if z is not None:
-            gate = torch.sigmoid(z)
-            dz = dout * y * gate * (1 + z * (1 - gate))
-            dout = dout * z * gate
-        dt = F.softplus(raw) if ctx.delta_softplus else raw
-        u_t, dt_t, dy_t = (t.transpose(1, 2).contiguous() for t in (u, dt, dout))
+        u, delta, A, B, C, D, z, delta_bias, checkpoints = ctx.saved_tensors
         length, chunk = u.shape[2], ctx.chunk
-        du, ddt = torch.empty_like(u_t), torch.empty_like(u_t)
-        dB, dC = torch.empty_like(B), torch.empty_like(C)
-        dA = torch.zeros_like(A)
+        du, ddelta = torch.empty_like(u), torch.empty_like(u)
+        dz = torch.empty_like(z) if z is not None else None
+        dB, dC, dA = torch.empty_like(B), torch.empty_like(C), torch.zeros_like(A)
+        dD = torch.zeros_like(D) if D is not None else None
+        dbias = torch.zeros_like(delta_bias) if delta_bias is not None else None
         carry = torch.zeros_like(checkpoints[:, 0])  # e_{t+1} lam_{t+1} entering from the right
         shape = (checkpoints.shape[0], chunk, *checkpoints.shape[2:])
-        decay, work, h, later_decay, h_before, lam = (u.new_empty(shape) for _ in range(6))
+        decay, work, h, lam = (u.new_empty(shape) for _ in range(4))
         for index in range(checkpoints.shape[1] - 1, -1, -1):
             span = slice(index * chunk, min(length, (index + 1) * chunk))
             size = span.stop - span.start
-            dt_c, u_c, B_c, dy_c = dt_t[:, span], u_t[:, span], B[:, span], dy_t[:, span]
+            u_c, z_c, raw_c, dt_c = _chunk_inputs(span, u, delta, z, delta_bias, ctx.delta_softplus)
+            B_c, C_c, dy_c = B[:, span], C[:, span], dout[:, :, span].transpose(1, 2)
             state_in = checkpoints[:, index]
             _chunk_terms(dt_c, u_c, A, B_c, decay, h)
             work.copy_(decay)
             _chunk_states(work, h, state_in)
+            if z is not None:  # out = y silu(z): the gradient reaching y, and the gate's own
+                y_c = torch.einsum("btdn,btn->btd", h[:, :size], C_c)
+                if D is not None:
+                    y_c += D * u_c
+                gate = torch.sigmoid(z_c)
+                dz[:, :, span] = (dy_c * y_c * gate * (1 + z_c * (1 - gate))).transpose(1, 2)
+                dy_c = dy_c * z_c * gate
             dC[:, span] = torch.einsum("btd,btdn->btn", dy_c, h[:, :size])
-            h_before[:, 0], h_before[:, 1:] = state_in, h[:, :-1]
             # lam_t = C_t dy_t + e_{t+1} lam_{t+1}: a reverse scan with the decays shifted by one
+            later_decay = work  # the forward scan is done with its copy of the decays
             later_decay[:, :-1], later_decay[:, -1] = decay[:, 1:], 1.0
-            torch.mul(dy_c.unsqueeze(-1), C[:, span].unsqueeze(2), out=lam[:, :size])
+            torch.mul(dy_c.unsqueeze(-1), C_c.unsqueeze(2), out=lam[:, :size])
             lam[:, size:] = 0.0
             lam[:, size - 1] += carry
             prefix_scan_(later_decay, lam, reverse=True)
             carry = decay[:, 0] * lam[:, 0]
-            w = torch.mul(lam, decay, out=work)[:, :size].mul_(h_before[:, :size])  # lam_t e_t h_{t-1}
+            x = work[:, :size]  # e_t h_{t-1} = h_t - x_t, x_t = dt_t B_t u_t
+            torch.mul((dt_c * u_c).unsqueeze(-1), B_c.unsqueeze(2), out=x)
+            w = h[:, :size].sub_(x).mul_(lam[:, :size])  # lam_t e_t h_{t-1}
             lam_B = torch.einsum("btdn,btn->btd", lam[:, :size], B_c)
-            ddt[:, span] = torch.einsum("btdn,dn->btd", w, A) + lam_B * u_c
-            du[:, span] = lam_B * dt_c
+            ddt = torch.einsum("btdn,dn->btd", w, A) + lam_B * u_c
+            if ctx.delta_softplus:  # torch's softplus is the identity above 20
+                ddt = torch.where(raw_c > 20, ddt, ddt * torch.sigmoid(raw_c))
+            ddelta[:, :, span] = ddt.transpose(1, 2)
+            du_c = lam_B * dt_c
+            if D is not None:
+                du_c += D * dy_c
+                dD += (dy_c * u_c).sum((0, 1))
+            du[:, :, span] = du_c.transpose(1, 2)
+            if dbias is not None:
+                dbias += ddt.sum((0, 1))
             dB[:, span] = torch.einsum("btd,btdn->btn", dt_c * u_c, lam[:, :size])
-            dA += torch.mul(w, dt_c.unsqueeze(-1), out=h_before[:, :size]).sum((0, 1))
-        du, ddt = du.transpose(1, 2), ddt.transpose(1, 2)
-        dD = None
-        if D is not None:
-            du = du + D[:, None] * dout
-            dD = (dout * u).sum((0, 2))
-        if ctx.delta_softplus:  # torch's softplus is the identity above 20
-            ddt = torch.where(raw > 20, ddt, ddt * torch.sigmoid(raw))
-        return (du, ddt, dA, dB, dC, dD, dz, ddt.sum((0, 2)) if ctx.has_bias else None, None, None)
+            dA += torch.mul(w, dt_c.unsqueeze(-1), out=x).sum((0, 1))
+        return du, ddelta, dA, dB, dC, dD, dz, dbias, None, None
 
 
 def scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk=None):
