@@ -14,33 +14,36 @@ def _silu(g):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def scan_kernel(u, dt, A, B, C, D, z, y):
-    """y[b, t, d] = (sum_n C h + D u) * silu(z), h the recurrence of ``token_major_scan``; dt after softplus."""
+def scan_kernel(u, dt, A_t, B, C, D, z, y):
+    """y[b, t, d] = (sum_n C h + D u) * silu(z), h the recurrence of ``token_major_scan``; dt after softplus,
+    A_t = A transposed (state, channels). The innermost loops run over the block's channels, so they
+    vectorise without a horizontal sum over the states; the sum over n keeps the order n = 0, 1, ..."""
     n_batch, length, n_channels = u.shape
-    n_state = A.shape[1]
+    n_state = A_t.shape[0]
     n_blocks = (n_channels + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
     for job in numba.prange(n_batch * n_blocks):
         b = job // n_blocks
         first = (job % n_blocks) * CHANNEL_BLOCK
         width = min(first + CHANNEL_BLOCK, n_channels) - first
-        h = np.zeros((CHANNEL_BLOCK, n_state), dtype=u.dtype)
-        # the token's rows, contiguous (B, C, z are strided views): the loops below vectorise
-        B_t = np.empty(n_state, dtype=u.dtype)
-        C_t = np.empty(n_state, dtype=u.dtype)
+        h = np.zeros((n_state, CHANNEL_BLOCK), dtype=u.dtype)
+        # the token's values of the block, contiguous (u, dt, z, B, C may be strided views)
+        step = np.empty(CHANNEL_BLOCK, dtype=u.dtype)
+        step_x = np.empty(CHANNEL_BLOCK, dtype=u.dtype)
+        acc = np.empty(CHANNEL_BLOCK, dtype=u.dtype)
         gate = np.empty(CHANNEL_BLOCK, dtype=u.dtype)
-        out = np.empty(CHANNEL_BLOCK, dtype=u.dtype)
         for t in range(length):
-            B_t[:] = B[b, t, :]
-            C_t[:] = C[b, t, :]
             for j in range(width):
                 d = first + j
-                step = dt[b, t, d]
-                x = u[b, t, d]
-                acc = D[d] * x
-                for n in range(n_state):
-                    h[j, n] = decay_exp(step * A[d, n]) * h[j, n] + step * B_t[n] * x
-                    acc += C_t[n] * h[j, n]
-                out[j] = acc
-            gate[:width] = z[b, t, first:first + width]
+                step[j] = dt[b, t, d]
+                step_x[j] = dt[b, t, d] * u[b, t, d]
+                acc[j] = D[d] * u[b, t, d]
+            for n in range(n_state):
+                b_n = B[b, t, n]
+                c_n = C[b, t, n]
+                for j in range(width):
+                    h[n, j] = decay_exp(step[j] * A_t[n, first + j]) * h[n, j] + step_x[j] * b_n
+                    acc[j] += c_n * h[n, j]
             for j in range(width):
-                y[b, t, first + j] = out[j] * _silu(gate[j])
+                gate[j] = z[b, t, first + j]
+            for j in range(width):
+                y[b, t, first + j] = acc[j] * _silu(gate[j])

@@ -45,10 +45,10 @@ def scan_token_major(u, delta, A, B, C, D, z, delta_bias) -> torch.Tensor:
     from nnunet_stroke.networks.ssm.token_major_kernel import scan_kernel
 
     dtype = u.dtype
-    A, D, delta_bias = (t.to(dtype).contiguous() for t in (A, D, delta_bias))
+    A_t, D, delta_bias = A.to(dtype).t().contiguous(), D.to(dtype).contiguous(), delta_bias.to(dtype).contiguous()
     dt = F.softplus(delta + delta_bias)  # vectorised here; numba has no vector log1p
     y = torch.empty(u.shape, dtype=dtype)
     with warnings.catch_warnings():  # numba's internal IR self-check warns while compiling the inlined exp
         warnings.filterwarnings("ignore", message=".*is not in scope", module="numba")
-        scan_kernel(*(t.detach().numpy() for t in (u, dt, A, B, C, D, z, y)))
+        scan_kernel(*(t.detach().numpy() for t in (u, dt, A_t, B, C, D, z, y)))
     return y
