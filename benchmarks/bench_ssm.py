@@ -205,10 +205,12 @@ def compile_seconds(cache_dir):
     return {"seconds": time.perf_counter() - start}
 
 
-def _child(*args):
+def _child(*args, threads=None):
     # fixed glibc thresholds: large blocks are mmap-ed and returned when freed, so the resident size
     # tracks live memory (the dynamic threshold would keep freed temporaries resident and reuse them)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    if threads:  # torch (OpenMP) and numba threads of the measuring process
+        env.update(OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads))
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], check=True,
                          capture_output=True, text=True, encoding="utf-8", errors="replace", env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -304,14 +306,13 @@ def training_suite(args, command):
         if method == "mambapy_pscan" and importlib.util.find_spec("mambapy") is None:
             rows[method] = {"skipped": MAMBAPY_MISSING}
         else:
-            rows[method] = {**_child("measure", method, "forward+backward", size, args.repeats),
-                            **_child("error", method)}
+            measured = _child("measure", method, "forward+backward", size, args.repeats, threads=args.threads)
+            rows[method] = {**measured, **_child("error", method)}
         print(method, rows[method], flush=True)
     record = {
         "command": command, "git_commit": _git_commit(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__} "
-                   f"({torch.get_num_threads()} threads), numba {numba.__version__} "
-                   f"({numba.config.NUMBA_NUM_THREADS} threads)",
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, numba "
+                   f"{numba.__version__}; {args.threads or torch.get_num_threads()} threads for torch and numba",
         "size": {"batch": size[0], "d_inner": size[1], "d_state": size[2], "length": size[3]},
         "dtype": "float32", "mode": "forward+backward", "repeats": args.repeats,
         "methods": rows}
@@ -378,6 +379,7 @@ def main(argv=None):
     parser.add_argument("--channels", type=int, default=128, help="training suite: d_inner")
     parser.add_argument("--repeats", type=int, default=3, help="training suite: calls per method (all equal)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="training suite: where records go")
+    parser.add_argument("--threads", type=int, help="training suite: torch and numba threads (default: theirs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -255,8 +255,9 @@ def test_forced_mamba_ssm_uses_kernel_and_does_not_hide_its_errors(force_cuda_br
 
 
 @pytest.mark.parametrize("backend, device, setup, message", [
-    ("mamba_ssm", "cpu", None, r"tensors are on cpu, not CUDA\. The mamba_ssm backend needs CUDA tensors and a "
-                               r"working mamba-ssm build: `pip install --no-build-isolation \"nnunet-stroke\[cuda\]\"`"),
+    ("mamba_ssm", "cpu", None, r"tensors are on cpu, not CUDA\. The mamba_ssm backend needs CUDA tensors and "
+                               r"a working mamba-ssm build: `pip install --no-build-isolation "
+                               r"\"nnunet-stroke\[cuda\]\"`"),
     ("mamba_ssm", "cuda", "no_mamba", r"mamba-ssm's kernel is not usable \(ModuleNotFoundError\(.*mamba_ssm.*\)\)\. "
                                       r"The mamba_ssm backend needs .*nnunet-stroke\[cuda\]"),
     ("numba", "mps", None, r"tensors are on mps, not the CPU\. The numba backend needs CPU tensors and numba: "
@@ -294,7 +295,8 @@ def test_float64_with_forced_mamba_ssm_is_an_error(force_cuda_branch):
 @pytest.mark.parametrize("value, device, expected", [
     (None, "cpu", "Selective scan (Mamba) backend on cpu: numba (chosen automatically; NNUNET_STROKE_SCAN=auto"),
     (None, "mps", "Selective scan (Mamba) backend on mps: torch_chunked (chosen automatically"),
-    ("torch_chunked", "cpu", "Selective scan (Mamba) backend on cpu: torch_chunked (forced; NNUNET_STROKE_SCAN=torch_chunked"),
+    ("torch_chunked", "cpu",
+     "Selective scan (Mamba) backend on cpu: torch_chunked (forced; NNUNET_STROKE_SCAN=torch_chunked"),
 ])
 def test_describe_scan_backend_names_the_backend(monkeypatch, value, device, expected):
     if value is None:
