@@ -6,7 +6,11 @@ softmax of BAGF's gate, the permutes and flips around the scan) counts for that 
 convolutions by shape (depthwise k^3, dense k^3, pointwise 1^3, strided down, transposed up), norms,
 activations, the Mamba mixer's linear layers, its causal conv, its own forward (the selective scan
 plus the gate), ``DirectionalScan3d`` itself (layout: channels-last <-> sequence permutes, flips,
-concatenation), and the blocks' own element-wise work. Used by ``bench_lbmnet.py --profile``.
+concatenation), and the blocks' own element-wise work. At inference a ``ConvNorm`` runs one convolution
+with its BatchNorm folded in (row "... + folded norm", the norm's own row then absent); LSC's merged
+depthwise and folded 3^3 refinement convolutions and the folded convolutions of BAGF's depthwise
+residual block run in those blocks' own forward (their "element-wise" rows). Used by
+``bench_lbmnet.py --profile``.
 """
 from __future__ import annotations
 
@@ -19,9 +23,12 @@ from torch import nn
 
 def module_kind(module: nn.Module) -> str:
     """A short label for the kind of work a module does itself (children excluded)."""
+    from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm
     from nnunet_stroke.networks.ssm import DirectionalScan3d
     from nnunet_stroke.networks.ssm.mamba import Mamba
 
+    if isinstance(module, ConvNorm):  # at inference one convolution with the BatchNorm folded in
+        return f"{module_kind(module[0])} + folded norm"
     if isinstance(module, (nn.Conv2d, nn.Conv3d)):
         kernel = "x".join(map(str, module.kernel_size))
         if module.groups == module.in_channels and module.groups > 1:
@@ -74,7 +81,7 @@ class ModuleProfiler:
 
     def __enter__(self) -> "ModuleProfiler":
         for module in self.network.modules():
-            if isinstance(module, (nn.Sequential, nn.ModuleList)):
+            if type(module) in (nn.Sequential, nn.ModuleList):  # containers; subclasses may compute
                 continue
             self._handles.append(module.register_forward_pre_hook(self._pre))
             self._handles.append(module.register_forward_hook(self._post))

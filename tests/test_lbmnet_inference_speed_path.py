@@ -65,19 +65,19 @@ def test_directional_scan_inference_path_equals_training_path():
     assert_equal_outputs(*reference_and_inference(block, x))
 
 
-def trained_statistics(network, x, steps=3):
+def trained_statistics(network, *inputs, steps=3):
     """Give every BatchNorm non-trivial running statistics (as after training)."""
     network.train()
     with torch.no_grad():
         for _ in range(steps):
-            network(x * 2 + 0.5)
+            network(*(x * 2 + 0.5 for x in inputs))
     return network
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_tiny_network_inference_path_equals_training_path(channels_last):
     torch.manual_seed(2)
-    patch, strides = (16, 32, 32), [[1, 1, 1]] + [[2, 2, 2]] * 4
+    patch, strides = (8, 16, 16), [[1, 1, 1]] + [[2, 2, 2]] * 3
     network = build_network("lbmnet_tiny", input_channels=2, num_classes=2, patch_size=patch, strides=strides,
                             deep_supervision=True)
     if channels_last:
@@ -85,3 +85,57 @@ def test_tiny_network_inference_path_equals_training_path(channels_last):
     x = torch.randn(2, 2, *patch)
     trained_statistics(network, x)
     assert_equal_outputs(*reference_and_inference(network, x))
+
+
+def paper_width_blocks():
+    """Every block with a fused inference form, at the paper preset's widths (C_0 = 48, C_1 = 96)."""
+    from torch import nn
+
+    from nnunet_stroke.networks.blocks.asc import ASCBlock
+    from nnunet_stroke.networks.blocks.bagf import BAGF
+    from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm, ConvNormAct, DepthwiseResidualBlock
+    from nnunet_stroke.networks.blocks.lsc import LSCBlock
+
+    return {
+        "LSC 5^3 + 7^3 + 3^3, C=96": (LSCBlock(96, 3), 96),
+        "LSC 5^3 + 7^3 without refinement, C=96": (LSCBlock(96, 3, refine=False), 96),
+        "stem conv-norm-act, 2 -> 48": (ConvNormAct(2, 48, 3, "batch"), 2),
+        "downsampling conv-norm, 48 -> 96": (ConvNorm(nn.Conv3d(48, 96, 2, stride=2, bias=False), nn.BatchNorm3d(96)), 48),
+        "depthwise residual, C=48": (DepthwiseResidualBlock(48, 3, "batch"), 48),
+        "ASC (7^3 depthwise + norm), C=48": (ASCBlock(48, 3), 48),
+        "instance norm is left alone, C=48": (ConvNormAct(48, 48, 3, "instance"), 48),
+        "BAGF, C=48": (BAGF(48, 3), 48),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(paper_width_blocks()))
+def test_fused_blocks_equal_their_unfused_form_at_paper_widths(name):
+    torch.manual_seed(3)
+    block, channels = paper_width_blocks()[name]
+    block = channels_last_weights(block)
+    inputs = [torch.randn(2, channels, 6, 8, 10).contiguous(memory_format=torch.channels_last_3d)
+              for _ in range(2 if name.startswith("BAGF") else 1)]
+    trained_statistics(block, *inputs)
+    assert_equal_outputs(*reference_and_inference(block, *inputs))
+
+
+def test_fused_weights_follow_weight_changes():
+    """A cached fused weight is rebuilt after an optimiser step, a load_state_dict and train()/eval()."""
+    from nnunet_stroke.networks.blocks.lsc import LSCBlock
+
+    torch.manual_seed(4)
+    block = channels_last_weights(LSCBlock(8, 3))
+    x = torch.randn(1, 8, 6, 6, 6).contiguous(memory_format=torch.channels_last_3d)
+    trained_statistics(block, x)
+    reference_and_inference(block, x)  # fills the caches
+    optimizer = torch.optim.SGD(block.parameters(), lr=0.5)
+    block.train()
+    block(x).square().mean().backward()  # also moves the BatchNorm running statistics
+    optimizer.step()
+    assert_equal_outputs(*reference_and_inference(block, x))
+    other = LSCBlock(8, 3)
+    trained_statistics(other, x * 3)
+    block.load_state_dict(other.state_dict())
+    assert_equal_outputs(*reference_and_inference(block, x))
+    with torch.inference_mode():
+        assert torch.allclose(block(x), other.eval()(x), atol=TOLERANCE)
