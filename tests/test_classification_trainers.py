@@ -1,11 +1,17 @@
-"""Classification trainers: labels from cases.csv, balanced sampling, whole-image batches, loss falls on a
-fixed batch, the stock nnUNetv2_train round trip of a tiny classifier."""
+"""Classification trainers: labels from cases.csv, balanced sampling, whole-image batches, the stock
+nnUNetv2_train round trip of a tiny classifier (the loss-falls tests are in test_pmsan_classifier.py and
+test_strokenext.py)."""
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
+import torch
 
 from nnunet_stroke.errors import UserError
 from nnunet_stroke.evaluation.case_labels import case_labels
+from nnunet_stroke.trainers.whole_image_data import balanced_choice, pad_to_common_shape
 
 HEADER = "case,lesion_volume_ml,lesion_count,site,class\n"
 
@@ -49,15 +55,6 @@ def test_unlabelled_rows_and_bad_volumes_name_the_file_and_case(tmp_path):
 
 
 # ---- whole-image batches ---------------------------------------------------------------------------------
-import json  # noqa: E402
-import os  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from nnunet_stroke.trainers.whole_image_data import balanced_choice, pad_to_common_shape  # noqa: E402
-
-
 def test_balanced_sampling_draws_every_class_equally_often():
     identifiers = [f"n{i}" for i in range(18)] + ["s0", "s1"]
     labels = {i: int(i.startswith("s")) for i in identifiers}
@@ -79,30 +76,6 @@ def test_batches_are_zero_padded_and_centred():
 
 
 # ---- a tiny classifier on the phantom --------------------------------------------------------------------
-def test_tiny_pmsan_classifier_trains_validates_and_stores_its_classes(planned_phantom):
-    from nnunet_helpers import train_in_process
-
-    from nnunet_stroke.trainers import nnUNetTrainerPMSANClassifier_S_Tiny
-
-    names, labels = case_labels(planned_phantom.raw / "cases.csv", "presence")
-    trainer = train_in_process(nnUNetTrainerPMSANClassifier_S_Tiny, planned_phantom, fold=0, iterations=2)
-    folder = trainer.output_folder
-    checkpoint = torch.load(f"{folder}/checkpoint_final.pth", map_location="cpu", weights_only=False)
-    assert checkpoint["classification_classes"] == names == ["no_stroke", "stroke"]
-    assert os.path.isfile(f"{folder}/checkpoint_best.pth")
-    trainer.perform_actual_validation()
-    predictions = json.loads(open(f"{folder}/validation/classification.json", encoding="utf-8").read())
-    _, val_keys = trainer.do_split()
-    assert sorted(predictions) == sorted(val_keys)
-    for entry in predictions.values():
-        assert set(entry["probabilities"]) == set(names)
-        assert abs(sum(entry["probabilities"].values()) - 1) < 1e-5
-        assert entry["label"] == max(entry["probabilities"], key=entry["probabilities"].get)
-    summary = json.loads(open(f"{folder}/validation/summary.json", encoding="utf-8").read())
-    assert summary["n"] == len(val_keys)
-    assert summary["cases_per_class"] == {c: sum(labels[k] == i for k in val_keys) for i, c in enumerate(names)}
-
-
 def test_stock_nnunetv2_train_round_trip_of_a_tiny_classifier(planned_phantom):
     """nnUNetv2_train (one two-iteration epoch) then --val; the network rebuilt the way the predictor does
     (class hook, class count from the checkpoint) reproduces the validation probabilities."""
@@ -118,6 +91,17 @@ def test_stock_nnunetv2_train_round_trip_of_a_tiny_classifier(planned_phantom):
     results = planned_phantom.preprocessed.parent.parent / "nnUNet_results" / planned_phantom.name
     fold = results / f"{name}__nnUNetPlans__{CONFIGURATION}" / "fold_5"
     validation = json.loads((fold / "validation" / "classification.json").read_text(encoding="utf-8"))
+    splits = json.loads((planned_phantom.preprocessed / "splits_final.json").read_text(encoding="utf-8"))
+    val_keys = splits[5]["val"]
+    names, labels = case_labels(planned_phantom.raw / "cases.csv", "presence")
+    assert sorted(validation) == sorted(val_keys) and (fold / "checkpoint_best.pth").is_file()
+    for entry in validation.values():  # {case: {"probabilities": {class: p}, "label": predicted class}}
+        assert set(entry["probabilities"]) == set(names)
+        assert sum(entry["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+        assert entry["label"] == max(entry["probabilities"], key=entry["probabilities"].get)
+    summary = json.loads((fold / "validation" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["n"] == len(val_keys)
+    assert summary["cases_per_class"] == {c: sum(labels[k] == i for k in val_keys) for i, c in enumerate(names)}
     run_stock(["nnUNetv2_train", str(planned_phantom.dataset_id), CONFIGURATION, "5", "-tr", name, "-device", "cpu",
                "--val"])  # validation only: must not crash, rewrites the same predictions
     assert json.loads((fold / "validation" / "classification.json").read_text(encoding="utf-8")) == validation
