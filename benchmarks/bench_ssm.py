@@ -29,11 +29,14 @@ just before it (``/proc/self/clear_refs`` reset, ``VmHWM``; Linux), one subproce
 mmap threshold fixed at 128 kB so freed blocks leave the resident set. It counts every CPU allocation of
 torch (tracemalloc would not); inputs excluded; outputs, gradients and what autograd keeps included. Time:
 wall clock, fastest of the repeated calls, and their process CPU time (summed over threads; steadier
-under other load). The training suite samples the 1-minute load average every 2 s during the run.
+under other load). The training suite samples the 1-minute load average every 2 s and sets
+OMP_WAIT_POLICY=PASSIVE for every method: with OpenMP's default spinning, many multi-threaded PyTorch
+operations (chunked scan, pscan) stall at every barrier when other processes share the cores.
 """
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -205,12 +208,12 @@ def compile_seconds(cache_dir):
     return {"seconds": time.perf_counter() - start}
 
 
-def _child(*args, threads=None):
+def _child(*args, threads=None, omp_wait_policy=None):
     # fixed glibc thresholds: large blocks are mmap-ed and returned when freed, so the resident size
     # tracks live memory (the dynamic threshold would keep freed temporaries resident and reuse them)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
-    if threads:  # torch (OpenMP) and numba threads of the measuring process
-        env.update(OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads))
+    env.update({"OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)} if threads else {},
+               **({"OMP_WAIT_POLICY": omp_wait_policy} if omp_wait_policy else {}))
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps(args)], check=True,
                          capture_output=True, text=True, encoding="utf-8", errors="replace", env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -292,34 +295,32 @@ def _git_commit():
 
 
 def training_suite(args, command):
-    import importlib.util
-
     import numba
     import torch
 
     size = (1, args.channels, 16, args.length)
-    samples, done = [], threading.Event()
+    samples, done, rows = [], threading.Event(), {}
     sampler = threading.Thread(target=_sample_load, args=(samples, done), daemon=True)
     sampler.start()
-    rows = {}
     for method in TRAINING_METHODS:
         if method == "mambapy_pscan" and importlib.util.find_spec("mambapy") is None:
             rows[method] = {"skipped": MAMBAPY_MISSING}
         else:
-            measured = _child("measure", method, "forward+backward", size, args.repeats, threads=args.threads)
+            measured = _child("measure", method, "forward+backward", size, args.repeats, threads=args.threads,
+                              omp_wait_policy=args.omp_wait_policy)
             rows[method] = {**measured, **_child("error", method)}
         print(method, rows[method], flush=True)
+    done.set()
+    sampler.join()
     record = {
         "command": command, "git_commit": _git_commit(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, numba "
-                   f"{numba.__version__}; {args.threads or torch.get_num_threads()} threads for torch and numba",
+                   f"{numba.__version__}; {args.threads or torch.get_num_threads()} threads for torch and numba, "
+                   f"OMP_WAIT_POLICY={args.omp_wait_policy}",
         "size": {"batch": size[0], "d_inner": size[1], "d_state": size[2], "length": size[3]},
-        "dtype": "float32", "mode": "forward+backward", "repeats": args.repeats,
-        "methods": rows}
-    done.set()
-    sampler.join()
-    record["load_average_1min"] = {"min": min(samples), "mean": round(statistics.fmean(samples), 2),
-                                   "max": max(samples), "samples": len(samples), "interval_s": 2.0}
+        "dtype": "float32", "mode": "forward+backward", "repeats": args.repeats, "methods": rows,
+        "load_average_1min": {"min": min(samples), "mean": round(statistics.fmean(samples), 2), "max": max(samples),
+                              "samples": len(samples), "interval_s": 2.0}}
     path = args.results_dir / "ssm_training.json"
     history = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     _write(path, json.dumps(history + [record], indent=1) + "\n")
@@ -343,10 +344,8 @@ def render_training(record):
              "| method | time s | CPU s | peak extra memory MB | faster than token loop | less memory than token "
              "loop | error |", "|---" * 7 + "|"]
     for method, r in rows.items():
-        if "skipped" in r:
-            lines.append(f"| {method} | skipped: {r['skipped']} | | | | | |")
-            continue
-        lines.append(f"| {method} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {r['peak_mb']:.1f} | "
+        lines.append(f"| {method} | skipped: {r['skipped']} | | | | | |" if "skipped" in r else
+                     f"| {method} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {r['peak_mb']:.1f} | "
                      f"{loop['seconds'] / r['seconds']:.1f}x | {loop['peak_mb'] / max(r['peak_mb'], 1e-9):.1f}x | "
                      f"{r['max_error']:.1e} |")
     chunked, pscan = rows["torch_chunked"], rows["mambapy_pscan"]
@@ -355,11 +354,9 @@ def render_training(record):
     lines += ["", "Targets for the chunked scan:",
               f"- >= 10x faster than the token loop: {speedup:.1f}x -> {'met' if speedup >= 10 else 'NOT met'}",
               f"- >= 10x less peak memory than the token loop: {memory:.1f}x -> {'met' if memory >= 10 else 'NOT met'}"]
-    if "skipped" in pscan:
-        lines.append("- faster than mambapy's pscan: not measured (mambapy missing)")
-    else:
-        ratio = pscan["seconds"] / chunked["seconds"]
-        lines.append(f"- faster than mambapy's pscan: {ratio:.2f}x -> {'met' if ratio > 1 else 'NOT met'}")
+    ratio = None if "skipped" in pscan else pscan["seconds"] / chunked["seconds"]
+    lines.append("- faster than mambapy's pscan: " + ("not measured (mambapy missing)" if ratio is None else
+                                                      f"{ratio:.2f}x -> {'met' if ratio > 1 else 'NOT met'}"))
     return "\n".join(lines) + "\n"
 
 
@@ -380,6 +377,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="training suite: calls per method (all equal)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="training suite: where records go")
     parser.add_argument("--threads", type=int, help="training suite: torch and numba threads (default: theirs)")
+    parser.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE"),
+                        help="training suite: idle OpenMP threads sleep or spin (the runtime's default)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -22,8 +22,9 @@ boundaries. With w_t = lam_t e_t h_{t-1} = lam_t (h_t - x_t):
     dA = sum_t w_t dt_t,   ddt_t = sum_n (w_t A + lam_t B_t u_t),   dB_t = sum_d lam_t dt_t u_t,
     du_t = dt_t sum_n lam_t B_t + D dy_t,   dC_t = sum_d dy_t h_t,   dD = sum_t dy_t u_t.
 Step sizes, gate and skip are computed chunk by chunk too, so the memory beyond inputs, output and
-gradients is the chunk checkpoints (batch, L / chunk, channels, state) and four (batch, chunk, channels,
-state) buffers allocated once per call and reused by every chunk.
+gradients is the chunk checkpoints (batch, L / chunk, channels, state) and three (batch, chunk, channels,
+state) buffers allocated once per call and reused by every chunk (the backward pass recomputes the decays
+rather than keep a second buffer of them).
 
 Layout (canonical, as ``cpu_scan``): u, delta, z (batch, channels, L); A (channels, state);
 B, C (batch, L, state); D, delta_bias (channels,) or None.
@@ -91,12 +92,17 @@ def _chunk_states(decay, x, state_in):
 
 
 def _chunk_inputs(span, u, delta, z, delta_bias, delta_softplus):
-    """(batch, T, channels) views of u and z and the step sizes (before and after the softplus) of one
-    chunk; nothing of the sequence's length is materialised."""
-    u_c, z_c = u[:, :, span].transpose(1, 2), None if z is None else z[:, :, span].transpose(1, 2)
-    raw = delta[:, :, span].transpose(1, 2)
+    """(batch, T, channels) chunks of u and z and the step sizes (before and after the softplus); nothing
+    of the sequence's length is materialised."""
+    u_c, z_c, raw = (None if t is None else _time_major(t, span) for t in (u, z, delta))
     raw = raw + delta_bias if delta_bias is not None else raw
     return u_c, z_c, raw, F.softplus(raw) if delta_softplus else raw
+
+
+def _time_major(tensor, span):
+    """Contiguous (batch, T, channels) copy of a chunk of a (batch, channels, L) tensor (strided views
+    make PyTorch's small matrix products and element-wise kernels several times slower)."""
+    return tensor[:, :, span].transpose(1, 2).contiguous()
 
 
 class _ChunkedScan(torch.autograd.Function):
@@ -140,15 +146,14 @@ class _ChunkedScan(torch.autograd.Function):
         dbias = torch.zeros_like(delta_bias) if delta_bias is not None else None
         carry = torch.zeros_like(checkpoints[:, 0])  # e_{t+1} lam_{t+1} entering from the right
         shape = (checkpoints.shape[0], chunk, *checkpoints.shape[2:])
-        decay, work, h, lam = (u.new_empty(shape) for _ in range(4))
+        work, h, lam = (u.new_empty(shape) for _ in range(3))
         for index in range(checkpoints.shape[1] - 1, -1, -1):
             span = slice(index * chunk, min(length, (index + 1) * chunk))
             size = span.stop - span.start
             u_c, z_c, raw_c, dt_c = _chunk_inputs(span, u, delta, z, delta_bias, ctx.delta_softplus)
-            B_c, C_c, dy_c = B[:, span], C[:, span], dout[:, :, span].transpose(1, 2)
+            B_c, C_c, dy_c = B[:, span], C[:, span], _time_major(dout, span)
             state_in = checkpoints[:, index]
-            _chunk_terms(dt_c, u_c, A, B_c, decay, h)
-            work.copy_(decay)
+            _chunk_terms(dt_c, u_c, A, B_c, work, h)
             _chunk_states(work, h, state_in)
             if z is not None:  # out = y silu(z): the gradient reaching y, and the gate's own
                 y_c = torch.einsum("btdn,btn->btd", h[:, :size], C_c)
@@ -159,13 +164,14 @@ class _ChunkedScan(torch.autograd.Function):
                 dy_c = dy_c * z_c * gate
             dC[:, span] = torch.einsum("btd,btdn->btn", dy_c, h[:, :size])
             # lam_t = C_t dy_t + e_{t+1} lam_{t+1}: a reverse scan with the decays shifted by one
-            later_decay = work  # the forward scan is done with its copy of the decays
-            later_decay[:, :-1], later_decay[:, -1] = decay[:, 1:], 1.0
+            later_decay = work  # e_{t+1}, recomputed (the forward scan consumed the decays)
+            torch.mul(dt_c[:, 1:].unsqueeze(-1), A, out=later_decay[:, :size - 1]).exp_()
+            later_decay[:, size - 1:] = 1.0  # the next chunk's e_0 is inside ``carry``
             torch.mul(dy_c.unsqueeze(-1), C_c.unsqueeze(2), out=lam[:, :size])
             lam[:, size:] = 0.0
             lam[:, size - 1] += carry
             prefix_scan_(later_decay, lam, reverse=True)
-            carry = decay[:, 0] * lam[:, 0]
+            carry = torch.exp(dt_c[:, 0].unsqueeze(-1) * A) * lam[:, 0]
             x = work[:, :size]  # e_t h_{t-1} = h_t - x_t, x_t = dt_t B_t u_t
             torch.mul((dt_c * u_c).unsqueeze(-1), B_c.unsqueeze(2), out=x)
             w = h[:, :size].sub_(x).mul_(lam[:, :size])  # lam_t e_t h_{t-1}
