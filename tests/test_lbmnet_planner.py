@@ -155,6 +155,8 @@ def test_plan_command_errors_name_the_fix(monkeypatch, capsys):
 
     assert main(["plan", "12345", "--planner", "lbmnet"]) == 2
     assert "convert it first" in capsys.readouterr().err.lower()
+    assert main(["plan", str(ATLAS_ID), "--planner", "lbmnet", "--gpu-memory-gb", "2"]) == 2
+    assert "at least 4 GB" in capsys.readouterr().err
     monkeypatch.delenv("nnUNet_preprocessed")
     assert main(["plan", str(ATLAS_ID), "--planner", "lbmnet"]) == 2
     assert "nnUNet_preprocessed is not set" in capsys.readouterr().err

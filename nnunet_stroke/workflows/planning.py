@@ -14,6 +14,7 @@ from pathlib import Path
 from nnunet_stroke.errors import UserError
 
 PLANNERS = ("lbmnet",)  # --planner choices
+MIN_GPU_MEMORY_GB = 4  # below, the paper-scale network's weights and optimiser state leave no room for a patch
 
 
 def _require_nnunet_folders() -> None:
@@ -44,8 +45,9 @@ def plan(dataset: str | int, planner: str = "lbmnet", gpu_memory_gb: float | Non
     """Extract the fingerprint when missing, plan with ``planner``; return the plans file written."""
     if planner not in PLANNERS:
         raise UserError(f"unknown planner {planner!r}; choose one of {', '.join(PLANNERS)}")
-    if gpu_memory_gb is not None and gpu_memory_gb <= 0:
-        raise UserError(f"--gpu-memory-gb must be positive, got {gpu_memory_gb}")
+    if gpu_memory_gb is not None and not gpu_memory_gb >= MIN_GPU_MEMORY_GB:
+        raise UserError(f"--gpu-memory-gb {gpu_memory_gb}: LBMNet's planner needs at least {MIN_GPU_MEMORY_GB} GB "
+                        "(the paper used 24 GB)")
     _require_nnunet_folders()
     name = _dataset_name(dataset)
     raw = Path(os.environ["nnUNet_raw"]) / name
