@@ -71,7 +71,7 @@ def test_nnunet_default_planner_gives_six_levels_at_1mm_where_ours_gives_five(pl
     assert len(ours["architecture"]["arch_kwargs"]["strides"]) == 5
 
 
-def test_patch_is_the_largest_nnunet_search_finds_within_the_gpu_budget(planned):
+def test_nnunet_search_shrinks_the_median_patch_to_one_within_the_gpu_budget(planned):
     """nnU-Net's search shrank the median-sized patch, which does not fit 24 GB, to one whose estimate fits."""
     from nnunet_stroke.workflows.lbmnet_planner import nnUNetPlannerLBMNet, usable_gpu_bytes
 
