@@ -47,10 +47,10 @@ def chunk_length(batch, channels, n_state, length):
     return chunk
 
 
-def prefix_scan_(decay, x, reverse=False):
-    """In place, along dim 1 (a power-of-two length): x_t becomes h_t = decay_t h_{t-1} + x_t from
-    h = 0 (reverse: h_t = decay_t h_{t+1} + x_t from the end). ``decay`` is overwritten too."""
-    length, k = x.shape[1], 1
+def scan_plan(decay, x, reverse=False):
+    """The in-place steps of Blelloch's scan on these two buffers (views made once, reusable for every
+    chunk that fills the same buffers): see ``prefix_scan_``."""
+    length, k, steps = x.shape[1], 1, []
 
     def levels(k):
         shape = (x.shape[0], length // (2 * k), 2 * k, *x.shape[2:])
@@ -59,18 +59,31 @@ def prefix_scan_(decay, x, reverse=False):
     while k < length:  # up-sweep: the last token of every block of 2k combines the block
         xs, ds = levels(k)
         into, outof = (0, k) if reverse else (2 * k - 1, k - 1)
-        xs[:, :, into].addcmul_(ds[:, :, into], xs[:, :, outof])
-        if 2 * k < length:
-            ds[:, :, into].mul_(ds[:, :, outof])
+        last = 2 * k >= length  # the decay products of the last level are never read
+        steps.append((xs[:, :, into], ds[:, :, into], xs[:, :, outof], None if last else ds[:, :, outof]))
         k *= 2
     k = length // 4
     while k >= 1:  # down-sweep: the middle token of every block of 2k takes the finished prefix
         xs, ds = levels(k)
         if reverse:
-            xs[:, :-1, k].addcmul_(ds[:, :-1, k], xs[:, 1:, 0])
+            steps.append((xs[:, :-1, k], ds[:, :-1, k], xs[:, 1:, 0], None))
         else:
-            xs[:, 1:, k - 1].addcmul_(ds[:, 1:, k - 1], xs[:, :-1, 2 * k - 1])
+            steps.append((xs[:, 1:, k - 1], ds[:, 1:, k - 1], xs[:, :-1, 2 * k - 1], None))
         k //= 2
+    return steps
+
+
+def run_plan(steps):
+    for x_into, decay_into, x_from, decay_from in steps:
+        x_into.addcmul_(decay_into, x_from)
+        if decay_from is not None:
+            decay_into.mul_(decay_from)
+
+
+def prefix_scan_(decay, x, reverse=False):
+    """In place, along dim 1 (a power-of-two length): x_t becomes h_t = decay_t h_{t-1} + x_t from
+    h = 0 (reverse: h_t = decay_t h_{t+1} + x_t from the end). ``decay`` is overwritten too."""
+    run_plan(scan_plan(decay, x, reverse))
     return x
 
 
@@ -86,10 +99,11 @@ def _chunk_terms(dt, u, A, B, decay, x):
         x[:, size:] = 0.0
 
 
-def _chunk_states(decay, x, state_in):
-    """In place: ``x`` becomes the chunk's states from the state entering it (``decay`` is consumed)."""
+def _chunk_states(plan, decay, x, state_in):
+    """In place: ``x`` becomes the chunk's states from the state entering it (``decay`` is consumed);
+    ``plan`` is ``scan_plan(decay, x)``."""
     x[:, 0].addcmul_(decay[:, 0], state_in)
-    return prefix_scan_(decay, x)
+    run_plan(plan)
 
 
 def _chunk_inputs(span, u, delta, z, delta_bias, delta_softplus):
@@ -124,6 +138,7 @@ class _ChunkedScan(torch.autograd.Function):
         state = u.new_zeros(batch, channels, A.shape[1])
         checkpoints = u.new_empty(batch, len(starts), channels, A.shape[1])
         decay, h = (u.new_empty(batch, chunk, channels, A.shape[1]) for _ in range(2))
+        plan = scan_plan(decay, h)
         out = torch.empty_like(u)
         for index, start in enumerate(starts):
             span = slice(start, min(length, start + chunk))
@@ -131,7 +146,7 @@ class _ChunkedScan(torch.autograd.Function):
             u_c, z_c, _, dt_c = _chunk_inputs(span, u, delta, z, delta_bias, delta_softplus)
             checkpoints[:, index] = state
             _chunk_terms(dt_c, u_c, A, B[:, span], decay, h)
-            _chunk_states(decay, h, state)
+            _chunk_states(plan, decay, h, state)
             y_c = torch.einsum("btdn,btn->btd", h[:, :size], C[:, span])
             if D is not None:
                 y_c += D * u_c
@@ -154,6 +169,7 @@ class _ChunkedScan(torch.autograd.Function):
         carry = torch.zeros_like(checkpoints[:, 0])  # e_{t+1} lam_{t+1} entering from the right
         shape = (checkpoints.shape[0], chunk, *checkpoints.shape[2:])
         work, h, lam = (u.new_empty(shape) for _ in range(3))
+        plan, reverse_plan = scan_plan(work, h), scan_plan(work, lam, reverse=True)
         for index in range(checkpoints.shape[1] - 1, -1, -1):
             span = slice(index * chunk, min(length, (index + 1) * chunk))
             size = span.stop - span.start
@@ -161,7 +177,7 @@ class _ChunkedScan(torch.autograd.Function):
             B_c, C_c, dy_c = B[:, span], C[:, span], _time_major(dout, span)
             state_in = checkpoints[:, index]
             _chunk_terms(dt_c, u_c, A, B_c, work, h)
-            _chunk_states(work, h, state_in)
+            _chunk_states(plan, work, h, state_in)
             if z is not None:  # out = y silu(z): the gradient reaching y, and the gate's own
                 y_c = torch.einsum("btdn,btn->btd", h[:, :size], C_c)
                 if D is not None:
@@ -178,7 +194,7 @@ class _ChunkedScan(torch.autograd.Function):
             if size < chunk:
                 lam[:, size:] = 0.0
             lam[:, size - 1] += carry
-            prefix_scan_(later_decay, lam, reverse=True)
+            run_plan(reverse_plan)
             carry = torch.exp(dt_c[:, 0].unsqueeze(-1) * A) * lam[:, 0]
             x = work[:, :size]  # e_t h_{t-1} = h_t - x_t, x_t = dt_t B_t u_t
             torch.mul((dt_c * u_c).unsqueeze(-1), B_c.unsqueeze(2), out=x)
