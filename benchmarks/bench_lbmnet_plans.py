@@ -9,7 +9,8 @@ temporary nnU-Net tree): ATLAS v2.0-like, one T1w channel at 1 mm, 189x233x197 v
 grid); ISLES 2022-like, DWI + ADC at 2 x 2 x 2 mm, 72x112x112 voxels (the release's median DWI grid),
 resampled to 1 mm by the plan. 2 classes. The planner's GPU budget is its default, 24 GB.
 
-GMACs: torch.utils.flop_counter.FlopCounterMode over one forward pass (batch 1, no deep supervision),
+GMACs: torch.utils.flop_counter.FlopCounterMode over one forward pass of the network as defined (train
+mode, so none of the package's inference-time fusions; batch 1, no deep supervision),
 convolutions, transposed convolutions, linear layers and matmuls at 2 FLOPs per multiply-accumulate,
 divided by 2 (the figure thop/fvcore print as "FLOPs"); the selective scans are listed apart
 (9 * L * D_inner * d_state FLOPs per direction, mamba-ssm's convention; see bench_lbmnet.py).
@@ -65,8 +66,10 @@ def _count(patch, strides, channels: int, threads: int, queue) -> None:
     from nnunet_stroke.networks.registry import build_network
 
     torch.set_num_threads(threads)
+    # train mode: the network as defined and trained; in eval mode without autograd the package folds BN into
+    # convolutions and merges LSC's 5^3 + 7^3 depthwise pair into one 7^3 (same function, fewer MACs)
     network = build_network("lbmnet", input_channels=channels, num_classes=NUM_CLASSES, patch_size=patch,
-                            strides=strides, deep_supervision=False).eval()
+                            strides=strides, deep_supervision=False).train()
     flops, scan_flops = _count_flops(network, torch.zeros(1, channels, *patch))
     queue.put({"params": sum(p.numel() for p in network.parameters()), "macs": flops / 2, "scan_flops": scan_flops})
 
@@ -147,7 +150,8 @@ def write(rows: list[dict], args) -> None:
         "",
         f"Command: `python benchmarks/bench_lbmnet_plans.py --cases {args.cases} --threads {args.threads}{quick}`. "
         "Plans: `nnunet-stroke plan ID --planner lbmnet` (1 mm, at most five levels, 24 GB) on phantoms with the "
-        "releases' grids; paper-scale preset `lbmnet`, 2 classes, batch 1, no deep supervision. GMACs = "
+        "releases' grids; paper-scale preset `lbmnet` as defined (train mode: no inference-time fusions), 2 "
+        "classes, batch 1, no deep supervision. GMACs = "
         "FlopCounterMode FLOPs / 2 (convolutions, linear layers, matmuls); scan GFLOPs apart "
         "(9 * L * D_inner * d_state per direction). Counts, not timings: the machine's load does not change them.",
         "",
