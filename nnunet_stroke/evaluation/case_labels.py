@@ -6,8 +6,8 @@ logit ``i``, ``labels`` maps each case to its class index.
 
 ``task = "presence"`` (classes ``["no_stroke", "stroke"]``):
 
-- a set whose every row has ``lesion_volume_ml`` (the MRI sets: ISLES'22, ATLAS v2.0 training part, and
-  AISD): stroke present = ``lesion_volume_ml > 0``;
+- a set whose every row has ``lesion_volume_ml`` (the MRI sets ISLES'22 and ATLAS v2.0's training part;
+  also AISD, a CT set with voxel masks): stroke present = ``lesion_volume_ml > 0``;
 - otherwise (the CT slices of TEKNOFEST carry no spacing, so no volume) the ``class`` column decides:
   stroke present = the class is not one of :data:`NEGATIVE_CLASSES` (``normal`` from the TEKNOFEST
   converter, ``no_lesion`` from the masks-only converters).
