@@ -74,6 +74,7 @@ def scan_plan(decay, x, reverse=False):
 
 
 def run_plan(steps):
+    """Runs the steps of ``scan_plan`` in order."""
     for x_into, decay_into, x_from, decay_from in steps:
         x_into.addcmul_(decay_into, x_from)
         if decay_from is not None:
