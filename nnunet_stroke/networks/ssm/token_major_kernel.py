@@ -5,7 +5,7 @@ import numpy as np
 
 from nnunet_stroke.networks.ssm.numba_kernels import decay_exp
 
-CHANNEL_BLOCK = 16  # channels per thread job: one AVX-512 register of float32 values
+VECTOR = 16  # channel blocks are multiples of one AVX-512 register of float32 values
 
 
 @numba.njit(inline="always", fastmath=True)
@@ -14,23 +14,23 @@ def _silu(g):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def scan_kernel(u, dt, A_t, B, C, D, z, y):
+def scan_kernel(u, dt, A_t, B, C, D, z, y, block):
     """y[b, t, d] = (sum_n C h + D u) * silu(z), h the recurrence of ``token_major_scan``; dt after softplus,
-    A_t = A transposed (state, channels). The innermost loops run over the block's channels, so they
+    A_t = A transposed (state, channels); ``block`` channels per thread job. The innermost loops run over the block's channels, so they
     vectorise without a horizontal sum over the states; the sum over n keeps the order n = 0, 1, ..."""
     n_batch, length, n_channels = u.shape
     n_state = A_t.shape[0]
-    n_blocks = (n_channels + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
+    n_blocks = (n_channels + block - 1) // block
     for job in numba.prange(n_batch * n_blocks):
         b = job // n_blocks
-        first = (job % n_blocks) * CHANNEL_BLOCK
-        width = min(first + CHANNEL_BLOCK, n_channels) - first
-        h = np.zeros((n_state, CHANNEL_BLOCK), dtype=u.dtype)
+        first = (job % n_blocks) * block
+        width = min(first + block, n_channels) - first
+        h = np.zeros((n_state, block), dtype=u.dtype)
         # the token's values of the block, contiguous (u, dt, z, B, C may be strided views)
-        step = np.empty(CHANNEL_BLOCK, dtype=u.dtype)
-        step_x = np.empty(CHANNEL_BLOCK, dtype=u.dtype)
-        acc = np.empty(CHANNEL_BLOCK, dtype=u.dtype)
-        gate = np.empty(CHANNEL_BLOCK, dtype=u.dtype)
+        step = np.empty(block, dtype=u.dtype)
+        step_x = np.empty(block, dtype=u.dtype)
+        acc = np.empty(block, dtype=u.dtype)
+        gate = np.empty(block, dtype=u.dtype)
         for t in range(length):
             for j in range(width):
                 d = first + j

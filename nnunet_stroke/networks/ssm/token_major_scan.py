@@ -15,8 +15,8 @@ softplus, gate and product passes; at LBMNet's full-resolution stage (a million 
 those copies and passes took about three times as long as the recurrence itself (benchmarks/results/
 lbmnet_profile.md). No gradient: used only when autograd is off (``applies``).
 
-Threads split the channels in blocks (``token_major_kernel.CHANNEL_BLOCK``); every thread walks all
-tokens of its block, with the block's states (CHANNEL_BLOCK x d_state) in L1.
+Threads split the channels in blocks (``channel_block``); every thread walks all tokens of its block,
+with the block's states (block x d_state) in L1/L2.
 """
 from __future__ import annotations
 
@@ -39,6 +39,15 @@ def applies(x: torch.Tensor) -> bool:
             and os.environ.get(SCAN_ENV, "auto") in ("auto", "numba") and cpu_scan._load_kernels() is not None)
 
 
+def channel_block(channels: int) -> int:
+    """Channels per thread job: an even share of the channels per numba thread, in whole vectors (one sweep
+    over the tokens per thread; narrower jobs each re-read the token rows)."""
+    from nnunet_stroke.networks.ssm.token_major_kernel import VECTOR
+
+    vectors = -(-channels // VECTOR)
+    return VECTOR * -(-vectors // cpu_scan._numba_workers())
+
+
 def scan_token_major(u, delta, A, B, C, D, z, delta_bias) -> torch.Tensor:
     """u, delta, z: (batch, length, channels); A: (channels, state); B, C: (batch, length, state);
     D, delta_bias: (channels,); any strides. Returns y (batch, length, channels), contiguous."""
@@ -50,5 +59,5 @@ def scan_token_major(u, delta, A, B, C, D, z, delta_bias) -> torch.Tensor:
     y = torch.empty(u.shape, dtype=dtype)
     with warnings.catch_warnings():  # numba's internal IR self-check warns while compiling the inlined exp
         warnings.filterwarnings("ignore", message=".*is not in scope", module="numba")
-        scan_kernel(*(t.detach().numpy() for t in (u, dt, A_t, B, C, D, z, y)))
+        scan_kernel(*(t.detach().numpy() for t in (u, dt, A_t, B, C, D, z, y)), channel_block(u.shape[-1]))
     return y
