@@ -47,14 +47,13 @@ def test_inference_path_is_taken_only_without_autograd_on_the_cpu(monkeypatch):
     assert not token_major_scan.applies(x)  # autograd on: the training scan
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("d_model,length,batch", [(8, 1, 1), (20, 37, 2), (48, 300, 1)])
-def test_mamba_mixer_token_major_scan_equals_training_scan(dtype, d_model, length, batch):
+@pytest.mark.parametrize("d_model,length,batch", [(8, 1, 1), (20, 37, 2), (48, 300, 1), (72, 50, 1)])
+def test_mamba_mixer_token_major_scan_equals_training_scan(d_model, length, batch):
     torch.manual_seed(0)
-    mixer = Mamba(d_model).to(dtype)
-    with torch.no_grad():  # a wider spread of step sizes than the initialisation gives
-        mixer.dt_proj.bias.uniform_(-6.0, 3.0)
-    x = torch.randn(batch, length, d_model, dtype=dtype)
+    mixer = Mamba(d_model)
+    with torch.no_grad():  # a wider spread of step sizes than the initialisation gives (softplus above 20 too)
+        mixer.dt_proj.bias.uniform_(-6.0, 22.0)
+    x = torch.randn(batch, length, d_model)
     assert_equal_outputs(*reference_and_inference(mixer, x))
 
 
