@@ -112,13 +112,7 @@ def _chunk_inputs(span, u, delta, z, delta_bias, delta_softplus):
     of the sequence's length is materialised."""
     u_c, z_c, raw = (None if t is None else _time_major(t, span) for t in (u, z, delta))
     raw = raw + delta_bias if delta_bias is not None else raw
-    return u_c, z_c, raw, _softplus(raw) if delta_softplus else raw
-
-
-def _softplus(raw):
-    """torch's softplus (log(1 + e^x), the identity above 20), as three fast element-wise kernels:
-    ``F.softplus`` is several times slower than ``exp`` + ``log1p`` on the CPU."""
-    return torch.where(raw > 20, raw, torch.exp(raw).log1p_())
+    return u_c, z_c, raw, F.softplus(raw) if delta_softplus else raw
 
 
 def _time_major(tensor, span):
