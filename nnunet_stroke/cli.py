@@ -35,13 +35,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
+def _terminate_handler(owner_pid: int):
+    """SIGTERM -> SystemExit in the command's own process; a forked worker (nnU-Net's and the package's
+    process pools fork) keeps the default action, so ``Pool.terminate()`` still ends its workers."""
+
+    def terminate(signum, frame):
+        if os.getpid() != owner_pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise SystemExit(128 + signum)
+
+    return terminate
 
 
 def main(argv: list[str] | None = None) -> int:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate_handler(os.getpid())) if in_main_thread else None
     try:
         try:
             code = _run(sys.argv[1:] if argv is None else argv)
@@ -52,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return 141
+    finally:
+        if in_main_thread:  # a caller running several commands in one process gets its own handler back
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run(argv: list[str]) -> int:
