@@ -89,7 +89,7 @@ def test_unwritable_or_full_out_folder_is_refused_before_evaluating(tmp_path, ca
 
     make_dataset(tmp_path)
     not_a_folder = tmp_path / "file"
-    not_a_folder.write_text("x")
+    not_a_folder.write_text("x", encoding="utf-8")
     arguments = ["evaluate", "--ref", str(tmp_path / "labelsTr"), "--pred", str(tmp_path / "pred"), "-np", "1"]
     assert main([*arguments, "--out", str(not_a_folder / "metrics.json")]) == 2
     assert f"cannot write into {not_a_folder}" in capsys.readouterr().err
@@ -105,6 +105,6 @@ def test_corrupt_probabilities_and_detection_file_are_named_errors(tmp_path):
     (tmp_path / "pred" / "case_b.npz").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(UserError, match=r"case case_b: cannot read .*case_b.npz"):
         run(tmp_path, probabilities_dir=tmp_path / "pred")
-    (tmp_path / "detection.json").write_text("[0.5]")
+    (tmp_path / "detection.json").write_text("[0.5]", encoding="utf-8")
     with pytest.raises(UserError, match="detection.json holds a list"):
         run(tmp_path, detection_json=tmp_path / "detection.json")

@@ -50,7 +50,7 @@ def test_a_conversion_killed_by_sigkill_is_cleaned_by_the_next_one(raw):
     leftovers = [p.name for p in raw.iterdir()]
     assert len(leftovers) == 1 and leftovers[0].startswith(f".{TAG}.")
     with staged_dataset(501, "Again", overwrite=False) as folder:
-        (folder / "dataset.json").write_text("{}")
+        (folder / "dataset.json").write_text("{}", encoding="utf-8")
     assert sorted(p.name for p in raw.iterdir()) == ["Dataset501_Again"]
 
 
@@ -80,7 +80,7 @@ def test_written_files_and_folders_follow_the_umask(tmp_path, raw, umask):
             (folder / "labelsTr").mkdir()
     finally:
         os.umask(previous)
-    assert json.loads((tmp_path / "metrics.json").read_text())["protocol"] == "x"
+    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))["protocol"] == "x"
     for path, mode in ((tmp_path / "metrics.json", 0o666), (tmp_path / "report", 0o777),
                        (tmp_path / "report" / "report.md", 0o666), (raw / "Dataset501_Modes", 0o777)):
         assert path.stat().st_mode & 0o777 == mode & ~umask, path

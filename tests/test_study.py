@@ -107,8 +107,8 @@ def test_aggregation_against_hand_computed_means_sd_and_wilcoxon(tmp_path):
 
     json_path, markdown_path = write_study(summary, tmp_path / "study")
     assert sorted(p.name for p in (tmp_path / "study").iterdir()) == ["study.json", "study.md"]  # no temporaries
-    assert json.loads(json_path.read_text())["rows"][0]["across_splits"]["dice"]["mean"] == pytest.approx(0.65)
-    table = markdown_path.read_text()
+    assert json.loads(json_path.read_text(encoding="utf-8"))["rows"][0]["across_splits"]["dice"]["mean"] == pytest.approx(0.65)
+    table = markdown_path.read_text(encoding="utf-8")
     model_x = next(line for line in table.splitlines() if line.startswith("| Model X"))
     assert "65.00 ± 7.07" in model_x and "4.50 ± 2.12" in model_x and "| 2 | 6 | 0.0625 (n=6) |" in model_x
     assert "not run" in next(line for line in table.splitlines() if line.startswith("| Model Y"))
@@ -124,7 +124,7 @@ def test_exact_wilcoxon_reference_matches_a_second_hand_case():
 
 def _stub(folder: Path, name: str, body: str) -> None:
     path = folder / name
-    path.write_text("#!/bin/bash\n" + body)
+    path.write_text("#!/bin/bash\n" + body, encoding="utf-8")
     path.chmod(0o755)
 
 
@@ -139,7 +139,7 @@ def test_slurm_scripts_run_every_row_and_split_once_with_the_stock_commands(tmp_
     for script in scripts:
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
 
-    text = scripts[0].read_text()
+    text = scripts[0].read_text(encoding="utf-8")
     tasks = text[text.index("TASKS=(") + len("TASKS=("):].split(")", 1)[0].split()
     tasks = list(zip(tasks[0::2], tasks[1::2]))
     tasks = [(trainer.strip('"'), int(fold.strip('"'))) for trainer, fold in tasks]
@@ -158,14 +158,14 @@ def test_slurm_scripts_run_every_row_and_split_once_with_the_stock_commands(tmp_
     environment = dict(os.environ, PATH=f"{bin_folder}:{os.environ['PATH']}")
     finished = tmp_path / "results" / "Dataset990_Phantom" / f"{expected[3][0]}__nnUNetLBMNetPlans__3d_fullres" / "fold_8"
     (finished / "heldout_test").mkdir(parents=True)
-    (finished / "checkpoint_final.pth").write_text("")
+    (finished / "checkpoint_final.pth").write_text("", encoding="utf-8")
     os.utime(finished / "checkpoint_final.pth", (1, 1))
     (finished / "heldout_test" / "metrics.json").write_text("{}")  # newer than the checkpoint: done
     for index, (trainer, fold) in enumerate(tasks):
-        calls.write_text("")
+        calls.write_text("", encoding="utf-8")
         done = subprocess.run(["bash", str(scripts[0])], env=dict(environment, SLURM_ARRAY_TASK_ID=str(index)))
         assert done.returncode == 0
-        lines = calls.read_text().splitlines()
+        lines = calls.read_text(encoding="utf-8").splitlines()
         if (trainer, fold) == expected[3]:
             assert lines == []  # trained and predicted already: skipped
             continue
@@ -173,9 +173,9 @@ def test_slurm_scripts_run_every_row_and_split_once_with_the_stock_commands(tmp_
                          f"nnunet-stroke predict-heldout 990 -c 3d_fullres -f {fold} -tr {trainer} "
                          f"-p nnUNetLBMNetPlans --protocol lbmnet"]
 
-    calls.write_text("")
+    calls.write_text("", encoding="utf-8")
     assert subprocess.run(["bash", str(scripts[1])], env=environment).returncode == 0
-    words = calls.read_text().split()
+    words = calls.read_text(encoding="utf-8").split()
     assert words[0] == "nnunet-stroke"
     arguments = build_parser().parse_args(words[1:])
     assert (arguments.table, arguments.dataset, arguments.folds, arguments.plans) == \
@@ -183,9 +183,9 @@ def test_slurm_scripts_run_every_row_and_split_once_with_the_stock_commands(tmp_
     assert arguments.aggregate_only and not arguments.tiny and arguments.rows is None
 
     _stub(bin_folder, "sbatch", f'echo "sbatch $*" >> {calls}\nif [ "$1" = --parsable ]; then echo "4242;cluster"; fi\n')
-    calls.write_text("")
+    calls.write_text("", encoding="utf-8")
     assert subprocess.run(["bash", str(scripts[2])], env=environment, capture_output=True).returncode == 0
-    assert calls.read_text().splitlines() == ["sbatch --parsable train_array.sbatch",
+    assert calls.read_text(encoding="utf-8").splitlines() == ["sbatch --parsable train_array.sbatch",
                                               "sbatch --dependency=afterok:4242 aggregate.sbatch"]
 
 
@@ -206,13 +206,13 @@ def test_tiny_study_runs_two_rows_on_one_split_and_resumes(planned_phantom, monk
     assert main(command) == 0
     folder = (Path(os.environ["nnUNet_results"]) / planned_phantom.name / "studies"
               / "lbmnet-table6_tiny__nnUNetPlans__3d_fullres")
-    summary = json.loads((folder / "study.json").read_text())
+    summary = json.loads((folder / "study.json").read_text(encoding="utf-8"))
     assert [row["trainer"] for row in summary["rows"]] == ["nnUNetTrainerLBMNet_AblT6M1_Tiny",
                                                            "nnUNetTrainerLBMNet_AblT6M2_Tiny"]
     heldout = planned_phantom.heldout["5"]
     for row in summary["rows"]:
         assert row["folds_done"] == [5] and row["folds_missing"] == []
-        cases = json.loads(Path(row["metrics_json"]["5"]).read_text())["cases"]
+        cases = json.loads(Path(row["metrics_json"]["5"]).read_text(encoding="utf-8"))["cases"]
         assert sorted(c["case"] for c in cases) == sorted(heldout)
         dice = row["across_splits"]["dice"]
         assert dice["mean"] == pytest.approx(sum(c["dice"] for c in cases) / len(cases))
@@ -220,8 +220,8 @@ def test_tiny_study_runs_two_rows_on_one_split_and_resumes(planned_phantom, monk
         assert row["wilcoxon_dice_vs_reference"] is None  # the reference row (Model 5) was not run
         checkpoint = Path(row["metrics_json"]["5"]).parents[1] / "checkpoint_final.pth"
         assert checkpoint.is_file()
-    first = (folder / "study.json").read_text()
-    assert "Model 1: plain 3D U-Net" in (folder / "study.md").read_text()
+    first = (folder / "study.json").read_text(encoding="utf-8")
+    assert "Model 1: plain 3D U-Net" in (folder / "study.md").read_text(encoding="utf-8")
 
     def no_step(command, *args):
         raise AssertionError(f"finished work was redone: {command}")
@@ -231,4 +231,4 @@ def test_tiny_study_runs_two_rows_on_one_split_and_resumes(planned_phantom, monk
     assert main(command) == 0
     out = capsys.readouterr().out
     assert out.count("trained already") == 2 and out.count("evaluated already") == 2
-    assert (folder / "study.json").read_text() == first
+    assert (folder / "study.json").read_text(encoding="utf-8") == first
