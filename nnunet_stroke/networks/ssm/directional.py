@@ -102,6 +102,20 @@ class DirectionalScan3d(nn.Module):
             outputs = [mixer(seq) for mixer, seq in zip(self.mixers, sequences)]
         maps_out = [_unflatten(out, spatial, orders[name], reverse)
                     for out, (name, reverse) in zip(outputs, self.directions)]
-        fused = self.fuse(torch.cat(maps_out, -1)) if self.fuse is not None else sum(maps_out)
+        if self.fuse is None:
+            fused = sum(maps_out)
+        elif torch.is_grad_enabled():
+            fused = self.fuse(torch.cat(maps_out, -1))
+        else:  # inference: W_f [y_1; ...; y_k] = sum_k W_f,k y_k, accumulated in place, no concatenated copy
+            fused = self._fuse_in_place(maps_out)
         fused = fused.movedim(-1, 1)
         return fused + x if self.residual else fused
+
+    def _fuse_in_place(self, maps_out):
+        """``self.fuse(torch.cat(maps_out, -1))`` as one product per direction added into one output."""
+        weights = self.fuse.weight.split(self.channels, dim=1)
+        fused = torch.nn.functional.linear(maps_out[0], weights[0], self.fuse.bias)
+        rows = fused.view(-1, self.channels)
+        for maps, weight in zip(maps_out[1:], weights[1:]):
+            rows.addmm_(maps.reshape(-1, self.channels), weight.t())
+        return fused

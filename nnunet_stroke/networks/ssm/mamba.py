@@ -76,18 +76,26 @@ class Mamba(nn.Module):
         self.dt_proj.bias._no_reinit = True
 
     def forward(self, hidden_states):
-        batch, length, _ = hidden_states.shape
-        xz = self.in_proj(hidden_states).transpose(1, 2)  # (batch, 2Di, L)
-        x, z = xz.chunk(2, dim=1)
+        xz = self.in_proj(hidden_states)  # (batch, L, 2Di)
+        if token_major_scan.applies(xz):  # CPU inference: the same maths token-major, in place in xz
+            return self.out_proj(self._mix_token_major(xz))
+        x, z = xz.transpose(1, 2).chunk(2, dim=1)  # (batch, Di, L) each
         x = F.silu(causal_depthwise_conv(x, self.conv1d))
         x_dbl = self.x_proj(x.transpose(1, 2))  # (batch, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, self.dt_proj.weight)  # (batch, L, Di); bias goes to the scan
-        if token_major_scan.applies(x):  # CPU inference: the same scan without channel-major copies
-            return self.out_proj(token_major_scan.scan_token_major(
-                x.transpose(1, 2), delta, -torch.exp(self.A_log.float()), B, C, self.D.float(),
-                z.transpose(1, 2), self.dt_proj.bias.float()))
         y = selective_scan(x, delta.transpose(1, 2), -torch.exp(self.A_log.float()), B.transpose(1, 2),
                            C.transpose(1, 2), self.D.float(), z=z,
                            delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
         return self.out_proj(y.transpose(1, 2))
+
+    def _mix_token_major(self, xz):
+        """What ``forward`` computes between in_proj and out_proj, without autograd on the CPU: the causal
+        conv + SiLU overwrite the x half of xz, y overwrites it again (``token_major_scan``)."""
+        x, z = xz.chunk(2, dim=-1)  # (batch, L, Di) views
+        x = token_major_scan.causal_conv_silu_(x, self.conv1d)
+        dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = self.dt_proj(dt)  # bias included: softplus(dt W^T + bias), in place
+        dt = F.softplus(dt, out=dt)
+        return token_major_scan.scan_token_major(x, dt, -torch.exp(self.A_log.to(x.dtype)), B, C,
+                                                 self.D.to(x.dtype), z, out=x)

@@ -1,5 +1,5 @@
-"""numba kernel of ``token_major_scan`` (inference-only selective scan, token-major layout); imported on
-first use so that numba stays a lazy dependency, as in ``cpu_scan``."""
+"""numba kernels of ``token_major_scan`` (inference-only causal convolution + SiLU and selective scan, token-major
+layout); imported on first use so that numba stays a lazy dependency, as in ``cpu_scan``."""
 import numba
 import numpy as np
 
@@ -47,3 +47,31 @@ def scan_kernel(u, dt, A_t, B, C, D, z, y, block):
                 gate[j] = z[b, t, first + j]
             for j in range(width):
                 y[b, t, first + j] = acc[j] * _silu(gate[j])
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def causal_conv_silu_kernel(x, weight_t, bias, block):
+    """In place: x[b, t, d] <- silu(bias[d] + sum_k weight_t[k, d] x[b, t - K + 1 + k, d]) with x = 0 before t = 0
+    (mamba's causal depthwise Conv1d of K taps, then SiLU); ``block`` channels per thread job, each job keeps
+    the last K inputs of its channels, so a token's row can be overwritten once read."""
+    n_batch, length, n_channels = x.shape
+    taps = weight_t.shape[0]
+    n_blocks = (n_channels + block - 1) // block
+    for job in numba.prange(n_batch * n_blocks):
+        b = job // n_blocks
+        first = (job % n_blocks) * block
+        width = min(first + block, n_channels) - first
+        history = np.zeros((taps, block), dtype=x.dtype)  # inputs t - K + 1 .. t of the block
+        acc = np.empty(block, dtype=x.dtype)
+        for t in range(length):
+            for k in range(taps - 1):
+                for j in range(width):
+                    history[k, j] = history[k + 1, j]
+            for j in range(width):
+                history[taps - 1, j] = x[b, t, first + j]
+                acc[j] = bias[first + j]
+            for k in range(taps):
+                for j in range(width):
+                    acc[j] += weight_t[k, first + j] * history[k, j]
+            for j in range(width):
+                x[b, t, first + j] = _silu(acc[j])

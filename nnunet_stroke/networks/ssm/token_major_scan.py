@@ -9,8 +9,11 @@ a gate ``z`` and a ``delta_bias`` (Gu & Dao 2023, Algorithm 2; see ``numba_kerne
 
 but reads u, delta, z as (batch, length, channels) and B, C as (batch, length, state) -- strided views
 of the projections, as the mixer makes them -- and writes y as (batch, length, channels), the layout
-``out_proj`` takes. The skip and the gate are applied inside the recurrence, the step size in one
-vectorised pass. The training path (``cpu_scan._NumbaScan``) needs channel-major copies of u, delta, z, B and C and separate
+``out_proj`` takes. The skip and the gate are applied inside the recurrence. The mixer's steps before the
+scan run in place on its input projection as well (``causal_conv_silu_``: the causal depthwise convolution and
+SiLU in one pass over the x half, no copies), the step sizes come from one ``addmm`` with the bias and an
+in-place softplus, and y overwrites u, so at inference the mixer allocates no (length, channels) tensor
+besides the projections and the step sizes. The training path (``cpu_scan._NumbaScan``) needs channel-major copies of u, delta, z, B and C and separate
 softplus, gate and product passes; at LBMNet's full-resolution stage (a million tokens, 96 channels)
 those copies and passes took about three times as long as the recurrence itself (benchmarks/results/
 lbmnet_profile.md). No gradient: used only when autograd is off (``applies``).
@@ -24,7 +27,6 @@ import os
 import warnings
 
 import torch
-import torch.nn.functional as F
 
 from nnunet_stroke.networks.ssm import cpu_scan
 
@@ -48,16 +50,29 @@ def channel_block(channels: int) -> int:
     return VECTOR * -(-vectors // cpu_scan._numba_workers())
 
 
-def scan_token_major(u, delta, A, B, C, D, z, delta_bias) -> torch.Tensor:
-    """u, delta, z: (batch, length, channels); A: (channels, state); B, C: (batch, length, state);
-    D, delta_bias: (channels,); any strides. Returns y (batch, length, channels), contiguous."""
+def causal_conv_silu_(x, conv) -> torch.Tensor:
+    """In place on x (batch, length, channels), any row stride: silu of mamba's causal depthwise ``conv``
+    (``mamba.causal_depthwise_conv``), one pass, no copy of x."""
+    from nnunet_stroke.networks.ssm.token_major_kernel import causal_conv_silu_kernel
+
+    weight_t = conv.weight[:, 0].t().to(x.dtype).contiguous()  # (taps, channels)
+    bias = conv.bias.to(x.dtype) if conv.bias is not None else x.new_zeros(x.shape[-1])
+    with warnings.catch_warnings():  # numba's internal IR self-check warns while compiling the inlined exp
+        warnings.filterwarnings("ignore", message=".*is not in scope", module="numba")
+        causal_conv_silu_kernel(x.detach().numpy(), weight_t.detach().numpy(), bias.detach().contiguous().numpy(),
+                                channel_block(x.shape[-1]))
+    return x
+
+
+def scan_token_major(u, dt, A, B, C, D, z, out) -> torch.Tensor:
+    """u, dt (step sizes after bias and softplus), z: (batch, length, channels); A: (channels, state); B, C:
+    (batch, length, state); D: (channels,); any strides. Writes y (batch, length, channels) into ``out``, which
+    may be ``u`` itself (every token's u is read before its y is written), and returns it."""
     from nnunet_stroke.networks.ssm.token_major_kernel import scan_kernel
 
     dtype = u.dtype
-    A_t, D, delta_bias = A.to(dtype).t().contiguous(), D.to(dtype).contiguous(), delta_bias.to(dtype).contiguous()
-    dt = F.softplus(delta + delta_bias)  # vectorised here; numba has no vector log1p
-    y = torch.empty(u.shape, dtype=dtype)
+    A_t, D = A.to(dtype).t().contiguous(), D.to(dtype).contiguous()
     with warnings.catch_warnings():  # numba's internal IR self-check warns while compiling the inlined exp
         warnings.filterwarnings("ignore", message=".*is not in scope", module="numba")
-        scan_kernel(*(t.detach().numpy() for t in (u, dt, A_t, B, C, D, z, y)), channel_block(u.shape[-1]))
-    return y
+        scan_kernel(*(t.detach().numpy() for t in (u, dt, A_t, B, C, D, z, out)), channel_block(u.shape[-1]))
+    return out
