@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks import inference_fusion, nd
 from nnunet_stroke.networks.blocks.attention import ChannelAttention
 from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm
 
@@ -37,5 +37,8 @@ class ASCBlock(nn.Module):
             nd.norm(norm, dim, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if inference_fusion.applies(self):  # the same products and sum, in place (no new full-size tensors)
+            x_se = self.squeeze_excite(self.context(x)).mul_(self.depthwise(x))
+            return self.large(self.value(x_se).mul_(self.phi(self.gate(x_se)))).add_(x)
         x_se = self.squeeze_excite(self.context(x)) * self.depthwise(x)
         return x + self.large(self.value(x_se) * self.phi(self.gate(x_se)))

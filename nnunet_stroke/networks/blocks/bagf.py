@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks import inference_fusion, nd
 from nnunet_stroke.networks.blocks.attention import ChannelAttention, SpatialAttention
 from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm, DepthwiseResidualBlock
 
@@ -55,4 +55,6 @@ class BAGF(nn.Module):
         if self.gate is None:
             return self.out(both)
         alpha, beta = torch.softmax(self.gate(both), 1).chunk(2, 1)  # eq. 10
+        if inference_fusion.applies(self):  # the same sum, in place in f_enc
+            return self.out(f_enc.mul_(alpha).addcmul_(beta, f_dec))
         return self.out(alpha * f_enc + beta * f_dec)  # eq. 11-12

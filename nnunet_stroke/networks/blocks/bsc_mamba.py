@@ -39,4 +39,8 @@ class BSCMamba(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.local(x)  # eq. 4-5 (or the Table 8 replacement)
-        return y if self.ssm is None else self.ssm(y) + x  # eq. 8: the residual is the block input
+        if self.ssm is None:
+            return y
+        if not torch.is_grad_enabled():  # inference: the same sum, in place in the scan's fresh output
+            return self.ssm(y).add_(x)
+        return self.ssm(y) + x  # eq. 8: the residual is the block input
