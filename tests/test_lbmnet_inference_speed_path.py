@@ -57,6 +57,19 @@ def test_mamba_mixer_token_major_scan_equals_training_scan(d_model, length, batc
     assert_equal_outputs(*reference_and_inference(mixer, x))
 
 
+def test_mamba_mixer_reverse_mode_equals_flipped_training_scan():
+    """At inference the reversed direction runs the recurrence and the causal convolution backwards in place;
+    with autograd on it is the mixer on the flipped sequence, flipped back."""
+    torch.manual_seed(3)
+    mixer = Mamba(20).eval()
+    x = torch.randn(2, 41, 20)
+    with torch.enable_grad():
+        reference = mixer(x.flip(1)).flip(1)
+    with torch.inference_mode():
+        fast = mixer(x, reverse=True)
+    assert_equal_outputs(reference, fast)
+
+
 def test_directional_scan_inference_path_equals_training_path():
     torch.manual_seed(1)
     block = channels_last_weights(DirectionalScan3d(12, directions="quad"))

@@ -95,13 +95,14 @@ class DirectionalScan3d(nn.Module):
         spatial = x.shape[2:]
         orders = _ORDERS_3D if len(spatial) == 3 else _ORDERS_2D
         maps = self.norm(x.movedim(1, -1))
-        sequences = [_flatten(maps, orders[name], reverse) for name, reverse in self.directions]
-        if self.share_mixer:
+        if self.share_mixer:  # the directions stacked in the batch, reversed ones flipped
+            sequences = [_flatten(maps, orders[name], reverse) for name, reverse in self.directions]
             outputs = self.mixers[0](torch.cat(sequences, 0)).chunk(len(sequences), 0)
-        else:
-            outputs = [mixer(seq) for mixer, seq in zip(self.mixers, sequences)]
-        maps_out = [_unflatten(out, spatial, orders[name], reverse)
-                    for out, (name, reverse) in zip(outputs, self.directions)]
+            maps_out = [_unflatten(out, spatial, orders[name], reverse)
+                        for out, (name, reverse) in zip(outputs, self.directions)]
+        else:  # a reversed direction is the mixer's own reverse mode (flip(mixer(flip(s))))
+            maps_out = [_unflatten(mixer(_flatten(maps, orders[name], False), reverse=reverse), spatial,
+                                   orders[name], False) for mixer, (name, reverse) in zip(self.mixers, self.directions)]
         if self.fuse is None:
             fused = sum(maps_out)
         elif torch.is_grad_enabled():

@@ -75,10 +75,14 @@ class Mamba(nn.Module):
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         self.dt_proj.bias._no_reinit = True
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states, reverse=False):
+        """``reverse=True``: the mixer on the time-reversed sequence, its output in the original order
+        (``flip(mixer(flip(x)))``; at CPU inference without the two copies)."""
+        if token_major_scan.applies(hidden_states):  # CPU inference: the same maths token-major, in place in xz
+            return self.out_proj(self._mix_token_major(self.in_proj(hidden_states), reverse))
+        if reverse:
+            return self.forward(hidden_states.flip(1)).flip(1)
         xz = self.in_proj(hidden_states)  # (batch, L, 2Di)
-        if token_major_scan.applies(xz):  # CPU inference: the same maths token-major, in place in xz
-            return self.out_proj(self._mix_token_major(xz))
         x, z = xz.transpose(1, 2).chunk(2, dim=1)  # (batch, Di, L) each
         x = F.silu(causal_depthwise_conv(x, self.conv1d))
         x_dbl = self.x_proj(x.transpose(1, 2))  # (batch, L, R + 2N)
@@ -89,13 +93,13 @@ class Mamba(nn.Module):
                            delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
         return self.out_proj(y.transpose(1, 2))
 
-    def _mix_token_major(self, xz):
+    def _mix_token_major(self, xz, reverse):
         """What ``forward`` computes between in_proj and out_proj, without autograd on the CPU: the causal
         conv + SiLU overwrite the x half of xz, y overwrites it again (``token_major_scan``)."""
         x, z = xz.chunk(2, dim=-1)  # (batch, L, Di) views
-        x = token_major_scan.causal_conv_silu_(x, self.conv1d)
+        x = token_major_scan.causal_conv_silu_(x, self.conv1d, reverse)
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = self.dt_proj(dt)  # bias included: softplus(dt W^T + bias), in place
         dt = F.softplus(dt, out=dt)
         return token_major_scan.scan_token_major(x, dt, -torch.exp(self.A_log.to(x.dtype)), B, C,
-                                                 self.D.to(x.dtype), z, out=x)
+                                                 self.D.to(x.dtype), z, out=x, reverse=reverse)

@@ -14,9 +14,10 @@ def _silu(g):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def scan_kernel(u, dt, A_t, B, C, D, z, y, block):
+def scan_kernel(u, dt, A_t, B, C, D, z, y, block, reverse):
     """y[b, t, d] = (sum_n C h + D u) * silu(z), h the recurrence of ``token_major_scan``; dt after softplus,
-    A_t = A transposed (state, channels); ``block`` channels per thread job. The innermost loops run over the block's channels, so they
+    A_t = A transposed (state, channels); ``block`` channels per thread job; ``reverse``: the recurrence runs from
+    the last token to the first. The innermost loops run over the block's channels, so they
     vectorise without a horizontal sum over the states; the sum over n keeps the order n = 0, 1, ..."""
     n_batch, length, n_channels = u.shape
     n_state = A_t.shape[0]
@@ -31,7 +32,8 @@ def scan_kernel(u, dt, A_t, B, C, D, z, y, block):
         step_x = np.empty(block, dtype=u.dtype)
         acc = np.empty(block, dtype=u.dtype)
         gate = np.empty(block, dtype=u.dtype)
-        for t in range(length):
+        for step_index in range(length):
+            t = length - 1 - step_index if reverse else step_index
             for j in range(width):
                 d = first + j
                 step[j] = dt[b, t, d]
@@ -50,10 +52,11 @@ def scan_kernel(u, dt, A_t, B, C, D, z, y, block):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def causal_conv_silu_kernel(x, weight_t, bias, block):
+def causal_conv_silu_kernel(x, weight_t, bias, block, reverse):
     """In place: x[b, t, d] <- silu(bias[d] + sum_k weight_t[k, d] x[b, t - K + 1 + k, d]) with x = 0 before t = 0
-    (mamba's causal depthwise Conv1d of K taps, then SiLU); ``block`` channels per thread job, each job keeps
-    the last K inputs of its channels, so a token's row can be overwritten once read."""
+    (mamba's causal depthwise Conv1d of K taps, then SiLU); ``reverse``: the same on the time-reversed sequence
+    (t + K - 1 - k instead). ``block`` channels per thread job, each job keeps the last K inputs of its channels,
+    so a token's row can be overwritten once read."""
     n_batch, length, n_channels = x.shape
     taps = weight_t.shape[0]
     n_blocks = (n_channels + block - 1) // block
@@ -63,7 +66,8 @@ def causal_conv_silu_kernel(x, weight_t, bias, block):
         width = min(first + block, n_channels) - first
         history = np.zeros((taps, block), dtype=x.dtype)  # inputs t - K + 1 .. t of the block
         acc = np.empty(block, dtype=x.dtype)
-        for t in range(length):
+        for step in range(length):
+            t = length - 1 - step if reverse else step
             for k in range(taps - 1):
                 for j in range(width):
                     history[k, j] = history[k + 1, j]

@@ -50,9 +50,10 @@ def channel_block(channels: int) -> int:
     return VECTOR * -(-vectors // cpu_scan._numba_workers())
 
 
-def causal_conv_silu_(x, conv) -> torch.Tensor:
+def causal_conv_silu_(x, conv, reverse=False) -> torch.Tensor:
     """In place on x (batch, length, channels), any row stride: silu of mamba's causal depthwise ``conv``
-    (``mamba.causal_depthwise_conv``), one pass, no copy of x."""
+    (``mamba.causal_depthwise_conv``), one pass, no copy of x; ``reverse``: of the time-reversed sequence, the
+    result in the original order."""
     from nnunet_stroke.networks.ssm.token_major_kernel import causal_conv_silu_kernel
 
     weight_t = conv.weight[:, 0].t().to(x.dtype).contiguous()  # (taps, channels)
@@ -60,19 +61,20 @@ def causal_conv_silu_(x, conv) -> torch.Tensor:
     with warnings.catch_warnings():  # numba's internal IR self-check warns while compiling the inlined exp
         warnings.filterwarnings("ignore", message=".*is not in scope", module="numba")
         causal_conv_silu_kernel(x.detach().numpy(), weight_t.detach().numpy(), bias.detach().contiguous().numpy(),
-                                channel_block(x.shape[-1]))
+                                channel_block(x.shape[-1]), reverse)
     return x
 
 
-def scan_token_major(u, dt, A, B, C, D, z, out) -> torch.Tensor:
+def scan_token_major(u, dt, A, B, C, D, z, out, reverse=False) -> torch.Tensor:
     """u, dt (step sizes after bias and softplus), z: (batch, length, channels); A: (channels, state); B, C:
     (batch, length, state); D: (channels,); any strides. Writes y (batch, length, channels) into ``out``, which
-    may be ``u`` itself (every token's u is read before its y is written), and returns it."""
+    may be ``u`` itself (every token's u is read before its y is written), and returns it. ``reverse``: the
+    recurrence from the last token to the first (the scan of the time-reversed sequence, in the original order)."""
     from nnunet_stroke.networks.ssm.token_major_kernel import scan_kernel
 
     dtype = u.dtype
     A_t, D = A.to(dtype).t().contiguous(), D.to(dtype).contiguous()
     with warnings.catch_warnings():  # numba's internal IR self-check warns while compiling the inlined exp
         warnings.filterwarnings("ignore", message=".*is not in scope", module="numba")
-        scan_kernel(*(t.detach().numpy() for t in (u, dt, A_t, B, C, D, z, out)), channel_block(u.shape[-1]))
+        scan_kernel(*(t.detach().numpy() for t in (u, dt, A_t, B, C, D, z, out)), channel_block(u.shape[-1]), reverse)
     return out
