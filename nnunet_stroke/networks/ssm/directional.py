@@ -24,7 +24,9 @@ and a sense. With spatial axes (depth, height, width) -- (height, width) in 2D:
     "quad":    raster forward, raster reversed, height-major forward, height-major reversed
                (LBMNet Table 9 four-way)
     "tri":     raster forward, raster reversed, inter-slice forward (SegMamba ToM)
-A reversed direction flips the sequence before the mixer and flips its output back (eq. 7).
+A reversed direction flips the sequence before the mixer and flips its output back (eq. 7); with
+one mixer per direction this is the mixer's reverse mode (``Mamba(s, reverse=True)``), which at CPU
+inference scans backwards in place instead of copying.
 
 Each direction has its own ``Mamba`` (``mixers.0``, ``mixers.1``, ...; Vision Mamba style) unless
 ``share_mixer=True``, in which case one mixer (``mixers.0``) runs every direction, stacked in the
