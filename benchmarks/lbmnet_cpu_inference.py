@@ -154,6 +154,12 @@ def git_commit() -> str:
     return result.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
+def append_record(path: Path, record: dict) -> None:
+    """Adds ``record`` to the JSON list in ``path`` (a single earlier record becomes the list's first)."""
+    history = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    write_atomically(path, json.dumps((history if isinstance(history, list) else [history]) + [record], indent=2) + "\n")
+
+
 def write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
@@ -176,7 +182,7 @@ def run_inference_ratio(repeats: int, volume_repeats: int, threads: int, volume:
               "patch_seconds": patch, "volume_seconds": whole,
               "patch_ratio": statistics.median(patch[LBMNET]) / statistics.median(patch[UNET]),
               "volume_ratio": statistics.median(whole[LBMNET]) / statistics.median(whole[UNET])}
-    write_atomically(RESULTS / "lbmnet_cpu_inference.json", json.dumps(record, indent=2) + "\n")
+    append_record(RESULTS / "lbmnet_cpu_inference.json", record)
     write_atomically(RESULTS / "lbmnet_cpu_inference.md", inference_markdown(record))
     return record
 
@@ -216,7 +222,7 @@ def run_profile(repeats: int, threads: int) -> list[dict]:
         rows, wall = profile_forward(network, torch.randn(1, CHANNELS, *PATCH), repeats)
     record = {"command": "python " + " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(threads),
               "load_1min": load.summary(), "forward_seconds": wall, "rows": rows}
-    write_atomically(RESULTS / "lbmnet_profile.json", json.dumps(record, indent=2) + "\n")
+    append_record(RESULTS / "lbmnet_profile.json", record)
     table = [f"| {r['kind']} | {r['calls']} | {r['seconds']:.2f} | {100 * r['share']:.1f} |" for r in rows]
     write_atomically(RESULTS / "lbmnet_profile.md", "\n".join([
         "## Where paper-scale LBMNet's CPU inference time goes", "",
