@@ -39,13 +39,13 @@ import torch
 from nnunetv2.paths import nnUNet_raw
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.utilities.helpers import dummy_context
-from torch import autocast, nn
+from torch import nn
 
 from nnunet_stroke.errors import UserError
 from nnunet_stroke.evaluation.case_labels import case_labels
 from nnunet_stroke.networks.blocks.nd import channels_last_weights
 from nnunet_stroke.networks.registry import build_network
+from nnunet_stroke.trainers.loss_hook import LossHookTrainStep
 from nnunet_stroke.trainers.whole_image_data import WholeImageBatches, load_whole_image
 
 CHECKPOINT_CLASSES_KEY = "classification_classes"
@@ -73,7 +73,7 @@ def cases_csv_path(dataset_name: str) -> Path:
     return Path(nnUNet_raw) / dataset_name / "cases.csv"
 
 
-class ClassificationTrainer(nnUNetTrainer):
+class ClassificationTrainer(LossHookTrainStep, nnUNetTrainer):
     """Shared behaviour of the image-level classifiers (module docstring)."""
 
     predicts_classification = True  # nnunet_stroke.inference writes classification.json for these trainers
@@ -154,34 +154,13 @@ class ClassificationTrainer(nnUNetTrainer):
         return train, val
 
     # ---- training and validation steps ---------------------------------------------------------------
-    def _autocast(self):
-        return autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context()
-
     def compute_train_loss(self, data: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.loss(self.network(data).float(), target)
-
-    def train_step(self, batch: dict) -> dict:
-        data = batch["data"].to(self.device, non_blocking=True)
-        target = batch["target"].to(self.device, non_blocking=True)
-        self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss = self.compute_train_loss(data, target)
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.optimizer.step()
-        return {"loss": loss.detach().cpu().numpy()}
 
     def validation_step(self, batch: dict) -> dict:
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"].to(self.device, non_blocking=True)
-        with self._autocast():
+        with self.autocast_context():
             logits = self.network(data).float()
         loss = nn.functional.cross_entropy(logits, target)
         return {"loss": loss.cpu().numpy() * len(target), "n": len(target),
@@ -249,7 +228,7 @@ class ClassificationTrainer(nnUNetTrainer):
         """Class probabilities (K,) of one whole preprocessed image (C, *spatial)."""
         self.network.eval()
         data = torch.from_numpy(np.ascontiguousarray(image))[None].to(self.device)
-        with self._autocast():
+        with self.autocast_context():
             logits = self.network(data).float()
         return torch.softmax(logits, 1)[0].cpu().numpy()
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from nnunetv2.utilities.helpers import dummy_context
-from torch import autocast, nn
+from torch import nn
 
 from nnunet_stroke.trainers.base import PresetTrainer
+from nnunet_stroke.trainers.loss_hook import LossHookTrainStep
 
 DETECTION_LOSS_WEIGHT = 0.5
 PAPER = "Nalla & Deepak, Progressive Multi-Scale Attention Networks for acute ischemic stroke detection (DWI)"
@@ -44,7 +44,7 @@ def patch_has_lesion(target: torch.Tensor, ignore_label: int | None = None) -> t
     return foreground.flatten(1).any(dim=1).float()
 
 
-class PMSANTrainer(PresetTrainer):
+class PMSANTrainer(LossHookTrainStep, PresetTrainer):
     """Shared behaviour of the PMSAN trainers: the joint segmentation + detection loss."""
 
     paper = PAPER
@@ -67,27 +67,6 @@ class PMSANTrainer(PresetTrainer):
     def compute_train_loss(self, data: torch.Tensor, target) -> torch.Tensor:
         output, detection_logit = self.forward_with_detection(data)
         return self.joint_loss(output, detection_logit, target)
-
-    def train_step(self, batch: dict) -> dict:
-        """nnU-Net's train step with :meth:`compute_train_loss` in place of ``self.loss(output, target)``."""
-        data = batch["data"].to(self.device, non_blocking=True)
-        target = batch["target"]
-        target = ([t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list)
-                  else target.to(self.device, non_blocking=True))
-        self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            loss = self.compute_train_loss(data, target)
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.optimizer.step()
-        return {"loss": loss.detach().cpu().numpy()}
 
 
 class nnUNetTrainerPMSAN_S(PMSANTrainer):
