@@ -6,15 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from nnunet_stroke.errors import UserError  # noqa: E402
-from nnunet_stroke.evaluation.aggregate import write_text  # noqa: E402
-from nnunet_stroke.staging import staged_folder  # noqa: E402
+from nnunet_stroke.errors import UserError
+from nnunet_stroke.evaluation.aggregate import write_text
+from nnunet_stroke.evaluation.report_plots import draw_reliability
+from nnunet_stroke.staging import staged_folder
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "ece")
 
@@ -36,29 +31,13 @@ def metrics_table(models: list[tuple[str, dict]]) -> str:
 
 
 def reliability_diagram(models: list[tuple[str, dict]], path: Path) -> Path:
-    """Accuracy against mean top-label confidence per bin; marker area ~ the bin's share of cases."""
-    figure, axis = plt.subplots(figsize=(5.5, 5))
-    axis.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfect calibration")
-    for name, metrics in models:
-        diagram = metrics["reliability"]
-        filled = [b for b in diagram["bins"] if b["count"] > 0]
-        confidence = [b["mean_probability"] for b in filled]
-        accuracy = [b["lesion_fraction"] for b in filled]  # fraction of correct argmax labels in the bin
-        line, = axis.plot(confidence, accuracy, "-", alpha=0.6,
-                          label=f"{name}: ECE {diagram['ece']:.3f} (n={diagram['n']} cases)")
-        axis.scatter(confidence, accuracy, s=15 + 150 * np.array([b["count"] for b in filled]) / diagram["n"],
-                     color=line.get_color())
-    axis.set_xlabel("mean top-label probability in bin (15 bins)")
-    axis.set_ylabel("accuracy in bin")
-    axis.set_title("Reliability diagram (marker area ~ share of cases)")
-    axis.set_xlim(0, 1)
-    axis.set_ylim(0, 1.02)
-    axis.legend(fontsize=8, loc="upper left")
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    """Accuracy against mean top-label confidence per bin; marker area ~ the bin's share of cases (the
+    bins' ``lesion_fraction`` is here the fraction of correct argmax labels)."""
+    curves = [(f"{name}: ECE {m['reliability']['ece']:.3f} (n={m['reliability']['n']} cases)", m["reliability"],
+               lambda counts, n: 15 + 150 * counts / n) for name, m in models]
+    return draw_reliability(curves, path, xlabel="mean top-label probability in bin (15 bins)",
+                            ylabel="accuracy in bin", title="Reliability diagram (marker area ~ share of cases)",
+                            y_top=1.02)
 
 
 def write_classification_report(models: list[tuple[str, dict]], metrics_paths: list[Path], out_dir: Path) -> Path:

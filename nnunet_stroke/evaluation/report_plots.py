@@ -4,6 +4,7 @@ diagrams (calibration) and overlays of the worst and best cases (image, referenc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -104,21 +105,33 @@ def reliability_plot(models: list[tuple[str, dict]], path: Path) -> Path | None:
                  else "cases") for name, m in models if m["calibration"] is not None]
     if not diagrams:
         return None
+    curves = [(f"{name}: ECE {diagram['ece']:.4f} (n={diagram['n']} {unit})", diagram,
+               lambda counts, n: 10 + 40 * np.log10(counts) / max(1.0, np.log10(n)))
+              for name, diagram, unit in diagrams]
+    return draw_reliability(curves, path, xlabel="mean predicted lesion probability in bin",
+                            ylabel="observed lesion fraction in bin",
+                            title="Reliability diagram (marker size ~ log count)", y_top=1.0)
+
+
+def draw_reliability(curves: list[tuple[str, dict, Callable]], path: Path, *, xlabel: str, ylabel: str,
+                     title: str, y_top: float) -> Path:
+    """One reliability diagram for every calibration result of ``evaluation.calibration`` (bins with
+    ``mean_probability``, ``lesion_fraction``, ``count``): a line and markers per curve (label, diagram,
+    marker size from (counts, n)), the diagonal of perfect calibration."""
     figure, axis = plt.subplots(figsize=(5.5, 5))
     axis.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfect calibration")
-    for name, diagram, unit in diagrams:
+    for label, diagram, marker_size in curves:
         filled = [b for b in diagram["bins"] if b["count"] > 0]
-        sizes = 10 + 40 * np.log10([b["count"] for b in filled]) / max(1.0, np.log10(diagram["n"]))
-        line, = axis.plot([b["mean_probability"] for b in filled], [b["lesion_fraction"] for b in filled], "-",
-                          alpha=0.6,
-                          label=f"{name}: ECE {diagram['ece']:.4f} (n={diagram['n']} {unit})")
-        axis.scatter([b["mean_probability"] for b in filled], [b["lesion_fraction"] for b in filled], s=sizes,
+        confidence = [b["mean_probability"] for b in filled]
+        observed = [b["lesion_fraction"] for b in filled]
+        line, = axis.plot(confidence, observed, "-", alpha=0.6, label=label)
+        axis.scatter(confidence, observed, s=marker_size(np.array([b["count"] for b in filled]), diagram["n"]),
                      color=line.get_color())
-    axis.set_xlabel("mean predicted lesion probability in bin")
-    axis.set_ylabel("observed lesion fraction in bin")
-    axis.set_title("Reliability diagram (marker size ~ log count)")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.set_xlim(0, 1)
-    axis.set_ylim(0, 1)
+    axis.set_ylim(0, y_top)
     axis.legend(fontsize=8, loc="upper left")
     axis.grid(alpha=0.3)
     return _save(figure, path)
