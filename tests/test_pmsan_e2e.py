@@ -14,7 +14,7 @@ STUDENT = "nnUNetTrainerPMSAN_L_Distill_Tiny"
 
 def test_distillation_step_and_detection_through_stock_commands(planned_phantom, tmp_path, capfd, monkeypatch):
     from nnunet_stroke.cli import main
-    from nnunet_stroke.inference import run_predict
+    from nnunet_stroke.workflows.prediction import run_predict
 
     monkeypatch.setenv("NNUNET_STROKE_TINY_EPOCHS", "1")
     monkeypatch.setenv("NNUNET_STROKE_TINY_ITERATIONS", "2")

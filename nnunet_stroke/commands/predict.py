@@ -14,11 +14,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from nnunet_stroke.nnunet_env import nnunet_folder, with_ext_trainer
+    from nnunet_stroke.nnunet_folders import nnunet_folder
+    from nnunet_stroke.workflows.nnunet_env import with_ext_trainer
+    from nnunet_stroke.workflows.prediction import run_predict
 
     if not {"-h", "--help"} & set(args.stock_args):
         nnunet_folder("nnUNet_results")
-    from nnunet_stroke.inference import run_predict
-
     with_ext_trainer()
     return run_predict(args.stock_args)

@@ -1,13 +1,11 @@
-"""Prediction with detection: :class:`DetectionPredictor` (nnU-Net's predictor + ``detection.json``) and
-:func:`run_predict` (``nnUNetv2_predict``'s arguments; used by ``nnunet-stroke predict``).
+"""nnU-Net predictor subclasses: :class:`DetectionPredictor` (segmentations + ``detection.json``) and
+:class:`ClassificationPredictor` (``classification.json``). What runs them is in ``nnunet_stroke.workflows``.
 
 Imports nnunetv2 lazily so that importing the package stays cheap.
 """
 from __future__ import annotations
 
-from nnunet_stroke.inference.predict_command import build_parser, run_predict
-
-__all__ = ["build_parser", "run_predict", "DetectionPredictor"]
+__all__ = ["DetectionPredictor", "ClassificationPredictor"]
 
 
 def __getattr__(name: str):
@@ -15,4 +13,8 @@ def __getattr__(name: str):
         from nnunet_stroke.inference.detection_predictor import DetectionPredictor
 
         return DetectionPredictor
+    if name == "ClassificationPredictor":
+        from nnunet_stroke.inference.classification_predictor import ClassificationPredictor
+
+        return ClassificationPredictor
     raise AttributeError(name)

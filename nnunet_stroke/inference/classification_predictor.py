@@ -152,23 +152,3 @@ class ClassificationPredictor(nnUNetPredictor):
         entries = classification_entries(probabilities, self.class_names, threshold)
         write_classification_json(existing, entries, merge=True)
         return entries
-
-
-def predict_classification_command(args, model_folder: str, folds: list) -> int:
-    """``nnunet-stroke predict -tr <classifier>``: classification.json in ``args.o`` (the arguments of
-    ``nnUNetv2_predict``; -step_size, --save_probabilities and -nps do not apply). With one fold whose
-    folder holds ``classification_threshold.json`` a binary classifier's labels use that threshold."""
-    from nnunet_stroke.evaluation.classification import stored_threshold
-
-    predictor = ClassificationPredictor(use_mirroring=not args.disable_tta, device=torch.device(args.device),
-                                        verbose=args.verbose, verbose_preprocessing=args.verbose,
-                                        allow_tqdm=not args.disable_progress_bar)
-    predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name=args.chk)
-    threshold = stored_threshold(Path(model_folder), folds, predictor.class_names)
-    entries = predictor.classify_files(args.i, args.o, overwrite=not args.continue_prediction,
-                                       num_processes_preprocessing=args.npp, threshold=threshold,
-                                       part_id=args.part_id, num_parts=args.num_parts)
-    rule = f"p({predictor.class_names[1]}) >= {threshold:.4g} (fold's Youden threshold)" if threshold is not None \
-        else "argmax"
-    print(f"classified {len(entries)} cases (labels: {rule}) into {Path(args.o) / CLASSIFICATION_FILE}")
-    return 0

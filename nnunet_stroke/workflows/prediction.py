@@ -5,13 +5,15 @@ exactly as nnU-Net writes them, plus ``detection.json``), classifiers (``predict
 only), every other trainer with the stock command.
 
 The stock command builds its parser inside ``predict_entry_point``, so the options are mirrored here
-(same names, defaults and meaning).
+(same names, defaults and meaning). ``trainer_prediction_kind``, ``set_device_threads`` and
+``segmentation_predictor`` are shared with ``predict-scans`` and ``ensemble``.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +64,52 @@ def trainer_prediction_kind(trainer_name: str) -> str:
                 "segmentation")
 
 
-def trainer_predicts_detection(trainer_name: str) -> bool:
-    return trainer_prediction_kind(trainer_name) == "detection"
+def set_device_threads(device: str) -> None:
+    """torch threads as ``nnUNetv2_predict`` sets them: every core on a CPU, one thread next to a GPU."""
+    import torch
+
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    elif device == "cuda":
+        torch.set_num_threads(1)
+        torch.set_num_interop_threads(1)
+
+
+def segmentation_predictor(trainer_name: str, device: str, use_mirroring: bool = True, step_size: float = 0.5,
+                           verbose: bool = False, progress_bar: bool = True, on_device: bool = True):
+    """nnU-Net's predictor, or :class:`DetectionPredictor` for a trainer with a detection head (not initialised)."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from nnunet_stroke.inference.detection_predictor import DetectionPredictor
+
+    predictor_class = DetectionPredictor if trainer_prediction_kind(trainer_name) == "detection" else nnUNetPredictor
+    return predictor_class(tile_step_size=step_size, use_gaussian=True, use_mirroring=use_mirroring,
+                           perform_everything_on_device=on_device, device=torch.device(device), verbose=verbose,
+                           verbose_preprocessing=verbose, allow_tqdm=progress_bar)
+
+
+def predict_classification(args, model_folder: str, folds: list) -> int:
+    """``nnunet-stroke predict -tr <classifier>``: classification.json in ``args.o`` (the arguments of
+    ``nnUNetv2_predict``; -step_size, --save_probabilities and -nps do not apply). With one fold whose
+    folder holds ``classification_threshold.json`` a binary classifier's labels use that threshold."""
+    import torch
+
+    from nnunet_stroke.evaluation.classification import CLASSIFICATION_FILE, stored_threshold
+    from nnunet_stroke.inference.classification_predictor import ClassificationPredictor
+
+    predictor = ClassificationPredictor(use_mirroring=not args.disable_tta, device=torch.device(args.device),
+                                        verbose=args.verbose, verbose_preprocessing=args.verbose,
+                                        allow_tqdm=not args.disable_progress_bar)
+    predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name=args.chk)
+    threshold = stored_threshold(Path(model_folder), folds, predictor.class_names)
+    entries = predictor.classify_files(args.i, args.o, overwrite=not args.continue_prediction,
+                                       num_processes_preprocessing=args.npp, threshold=threshold,
+                                       part_id=args.part_id, num_parts=args.num_parts)
+    rule = f"p({predictor.class_names[1]}) >= {threshold:.4g} (fold's Youden threshold)" if threshold is not None \
+        else "argmax"
+    print(f"classified {len(entries)} cases (labels: {rule}) into {Path(args.o) / CLASSIFICATION_FILE}")
+    return 0
 
 
 def run_predict(argv: list[str]) -> int:
@@ -77,11 +123,9 @@ def run_predict(argv: list[str]) -> int:
         predict_entry_point()
         return 0
 
-    import torch
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
     from nnunet_stroke.errors import UserError
-    from nnunet_stroke.inference.detection_predictor import DetectionPredictor
 
     if args.part_id >= args.num_parts:
         raise UserError(f"-part_id {args.part_id} must be smaller than -num_parts {args.num_parts}")
@@ -89,20 +133,13 @@ def run_predict(argv: list[str]) -> int:
     model_folder = get_output_folder(args.d, args.tr, args.p, args.c)
     if not os.path.isdir(model_folder):
         raise UserError(f"no trained model in {model_folder}: train {args.tr} ({args.c}, plans {args.p}) first")
-    if args.device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
-    elif args.device == "cuda":
-        torch.set_num_threads(1)
-        torch.set_num_interop_threads(1)
+    set_device_threads(args.device)
     os.makedirs(args.o, exist_ok=True)
     if kind == "classification":
-        from nnunet_stroke.inference.classification_predictor import predict_classification_command
-
-        return predict_classification_command(args, model_folder, folds)
-    predictor = DetectionPredictor(tile_step_size=args.step_size, use_gaussian=True, use_mirroring=not args.disable_tta,
-                                   perform_everything_on_device=not args.not_on_device,
-                                   device=torch.device(args.device), verbose=args.verbose,
-                                   verbose_preprocessing=args.verbose, allow_tqdm=not args.disable_progress_bar)
+        return predict_classification(args, model_folder, folds)
+    predictor = segmentation_predictor(args.tr, args.device, use_mirroring=not args.disable_tta,
+                                       step_size=args.step_size, verbose=args.verbose,
+                                       progress_bar=not args.disable_progress_bar, on_device=not args.not_on_device)
     predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name=args.chk)
     if args.npp == 0 and args.nps == 0:
         predictor.predict_from_files_sequential(args.i, args.o, save_probabilities=args.save_probabilities,
