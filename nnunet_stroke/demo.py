@@ -49,7 +49,7 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
 
     check_writable(workdir, "the demo's --workdir")
     point_nnunet_at(workdir)
-    from nnunet_stroke.nnunet_env import with_ext_trainer
+    from nnunet_stroke.workflows.nnunet_env import with_ext_trainer
 
     with_ext_trainer()
     import torch
@@ -58,7 +58,7 @@ def run_demo(workdir: Path, trainer: str = "nnUNetTrainerStrokeUNet_Tiny", cases
     from nnunetv2.run.run_training import get_trainer_from_args
 
     from nnunet_stroke.dataset_conversion import isles22
-    from nnunet_stroke.heldout import heldout_cases, predict_heldout
+    from nnunet_stroke.workflows.heldout import heldout_cases, predict_heldout
     from nnunet_stroke.phantom import write_phantom
     from nnunet_stroke.splits import write_splits
     from nnunet_stroke.threshold_baseline import threshold_baseline

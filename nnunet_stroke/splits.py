@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from nnunet_stroke.errors import UserError
-from nnunet_stroke.nnunet_env import dataset_name, nnunet_folder
+from nnunet_stroke.nnunet_folders import dataset_name, nnunet_folder
 from nnunet_stroke.staging import atomic_write_text, check_writable
 
 NUM_CV_FOLDS = 5

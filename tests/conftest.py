@@ -23,7 +23,7 @@ os.environ["nnUNet_def_n_proc"] = "1"
 os.environ.pop("nnUNet_compile", None)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from nnunet_stroke.nnunet_env import with_ext_trainer  # noqa: E402
+from nnunet_stroke.workflows.nnunet_env import with_ext_trainer  # noqa: E402
 
 with_ext_trainer()
 

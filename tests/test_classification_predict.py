@@ -83,7 +83,7 @@ def _inputs(planned, cases, folder: Path) -> Path:
 
 
 def test_predict_writes_classification_json_averaging_fold_probabilities(planned_phantom, fake_ext, tmp_path):
-    from nnunet_stroke.inference.predict_command import run_predict, trainer_prediction_kind
+    from nnunet_stroke.workflows.prediction import run_predict, trainer_prediction_kind
 
     assert trainer_prediction_kind(FAKE) == "classification"
     assert trainer_prediction_kind("nnUNetTrainer") == "segmentation"
@@ -106,7 +106,7 @@ def test_predict_writes_classification_json_averaging_fold_probabilities(planned
 
 
 def test_single_fold_uses_its_stored_threshold(planned_phantom, fake_ext, tmp_path):
-    from nnunet_stroke.inference.predict_command import run_predict
+    from nnunet_stroke.workflows.prediction import run_predict
 
     folder = _write_model(planned_phantom, FAKE)
     case = sorted(planned_phantom.heldout["5"])[0]
@@ -122,7 +122,7 @@ def test_single_fold_uses_its_stored_threshold(planned_phantom, fake_ext, tmp_pa
 
 
 def test_predict_heldout_chooses_the_threshold_on_validation_cases(planned_phantom, fake_ext):
-    from nnunet_stroke.heldout import predict_heldout
+    from nnunet_stroke.workflows.heldout import predict_heldout
 
     folder = _write_model(planned_phantom, FAKE, folds=(5,)) / "fold_5"
     metrics = predict_heldout(planned_phantom.dataset_id, "3d_fullres", 5, FAKE, device="cpu")
@@ -180,7 +180,7 @@ def test_real_tiny_classifier_round_trip(planned_phantom):
     (made from nnU-Net's preprocessed files), and its test cases get the validation threshold."""
     from nnunet_helpers import train_in_process
 
-    from nnunet_stroke.heldout import predict_heldout
+    from nnunet_stroke.workflows.heldout import predict_heldout
     from nnunet_stroke.trainers import nnUNetTrainerPMSANClassifier_S_Tiny
 
     trainer = train_in_process(nnUNetTrainerPMSANClassifier_S_Tiny, planned_phantom, fold=7, iterations=2)

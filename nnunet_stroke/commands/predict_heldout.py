@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from nnunet_stroke.heldout import heldout_cases, predict_heldout
+    from nnunet_stroke.workflows.heldout import heldout_cases, predict_heldout
 
     heldout_cases(args.dataset, args.fold)  # an unknown dataset or fold fails here, before torch is loaded
     import torch

@@ -11,16 +11,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import sys
+    from nnunet_stroke.workflows.training import run_stock_training
 
-    from nnunet_stroke.nnunet_env import nnunet_folder, with_ext_trainer
-
-    if not {"-h", "--help"} & set(args.stock_args):
-        for variable in ("nnUNet_preprocessed", "nnUNet_results"):
-            nnunet_folder(variable)
-    with_ext_trainer()
-    from nnunetv2.run.run_training import run_training_entry
-
-    sys.argv = ["nnUNetv2_train", *args.stock_args]
-    run_training_entry()
+    run_stock_training(args.stock_args)
     return 0

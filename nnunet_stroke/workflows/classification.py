@@ -83,7 +83,7 @@ def predict_heldout_classification(dataset: str | int, configuration: str, fold:
     from nnunet_stroke.evaluation.classification import (CLASSIFICATION_FILE, evaluate_classification,
                                                          labels_for_classes, read_classification_json,
                                                          validation_threshold, write_threshold)
-    from nnunet_stroke.heldout import heldout_cases
+    from nnunet_stroke.workflows.heldout import heldout_cases
     from nnunet_stroke.inference.classification_predictor import ClassificationPredictor
 
     test_cases, validation_cases = heldout_cases(dataset, fold), _validation_cases(dataset, fold)

@@ -112,7 +112,7 @@ def resolve_study(table: StudyTable, dataset: str, folds: tuple[int, ...], plans
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_stroke.heldout import heldout_cases
+    from nnunet_stroke.workflows.heldout import heldout_cases
 
     preprocessed = _environment_folder("nnUNet_preprocessed")
     try:
@@ -172,7 +172,7 @@ def _run(command: list[str], environment: dict, what: str, log_hint: Path) -> No
 
 def run_local(study: Study, device: str) -> dict:
     """Train and predict every row x split not done yet, one after the other, then aggregate."""
-    from nnunet_stroke.nnunet_env import with_ext_trainer
+    from nnunet_stroke.workflows.nnunet_env import with_ext_trainer
 
     environment = with_ext_trainer(dict(os.environ))
     steps = [(row, fold) for row in study.rows for fold in study.folds]

@@ -15,7 +15,7 @@ from nnunet_stroke.errors import UserError
 
 
 def heldout_cases(dataset: str | int, fold: int) -> list[str]:
-    from nnunet_stroke.nnunet_env import dataset_name, nnunet_folder
+    from nnunet_stroke.nnunet_folders import dataset_name, nnunet_folder
 
     path = nnunet_folder("nnUNet_preprocessed") / dataset_name(dataset) / "heldout_test.json"
     if not path.is_file():
@@ -36,8 +36,9 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
 
     from nnunet_stroke.evaluation import evaluate_folders, write_metrics
     from nnunet_stroke.inference import DetectionPredictor
-    from nnunet_stroke.inference.predict_command import trainer_prediction_kind, trainer_predicts_detection
-    from nnunet_stroke.nnunet_env import dataset_name, nnunet_folder, with_ext_trainer
+    from nnunet_stroke.nnunet_folders import dataset_name, nnunet_folder
+    from nnunet_stroke.workflows.nnunet_env import with_ext_trainer
+    from nnunet_stroke.workflows.prediction import trainer_prediction_kind
 
     with_ext_trainer()
     cases = heldout_cases(dataset, fold)
@@ -46,7 +47,8 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
     if not (model_folder / f"fold_{fold}" / checkpoint).is_file():
         raise UserError(f"{model_folder / f'fold_{fold}' / checkpoint} is missing; train the fold first: "
                         f"`nnunet-stroke train {dataset} {configuration} {fold} -tr {trainer} -p {plans}`")
-    if trainer_prediction_kind(trainer) == "classification":  # validation -> threshold -> test cases
+    kind = trainer_prediction_kind(trainer)  # the trainer class's predicts_* attributes decide
+    if kind == "classification":  # validation -> threshold -> test cases
         from nnunet_stroke.workflows.classification import predict_heldout_classification
 
         return predict_heldout_classification(dataset, configuration, fold, trainer, plans=plans, device=device,
@@ -57,7 +59,7 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
     output = model_folder / f"fold_{fold}" / "heldout_test"
     output.mkdir(exist_ok=True)
 
-    predictor_class = DetectionPredictor if trainer_predicts_detection(trainer) else nnUNetPredictor
+    predictor_class = DetectionPredictor if kind == "detection" else nnUNetPredictor
     predictor = predictor_class(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
                                 device=torch.device(device), verbose=False, allow_tqdm=True)
     predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(fold,), checkpoint_name=checkpoint)
