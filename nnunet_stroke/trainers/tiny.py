@@ -13,6 +13,11 @@ planned ones, at least one more), and nnU-Net's polynomial learning-rate decay i
 epoch, so training still ends at a low learning rate. The first epochs carry start-up costs, so the
 estimate usually grows a little as training goes on. The demo uses it to finish in its ten minutes on
 any machine; the log states every change.
+
+Every ``CHECKPOINT_EVERY`` epochs nnU-Net writes ``checkpoint_latest.pth``; the mixin adds the schedule in
+force (number of epochs, re-aimed before the checkpoint is written) to every checkpoint, and
+``nnUNetv2_train ... --c`` resumes with it: the same epoch count and learning-rate decay as an
+uninterrupted run, the time budget not applied again.
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ TINY_SUFFIX = "_Tiny"
 DEFAULT_EPOCHS = 40
 DEFAULT_ITERATIONS = 25
 PLOT_EVERY = 5  # epochs between redraws of nnU-Net's progress.png (and the last epoch)
+CHECKPOINT_EVERY = 5  # epochs between nnU-Net's checkpoint_latest.pth, from which `nnUNetv2_train --c` resumes
+SCHEDULE_KEY = "tiny_schedule"  # the checkpoint's record of the schedule in force (nnU-Net stores no epoch count)
 
 
 def tiny_schedule() -> tuple[int, int]:
@@ -74,7 +81,7 @@ class TinyScheduleMixin:
         self.num_epochs, self.num_iterations_per_epoch = tiny_schedule()
         self.planned_epochs = self.num_epochs
         self.num_val_iterations_per_epoch = max(1, self.num_iterations_per_epoch // 5)
-        self.save_every = self.num_epochs + 1  # only the final checkpoint
+        self.save_every = CHECKPOINT_EVERY
         self.time_budget = tiny_time_budget()
 
     def on_train_start(self):
@@ -96,19 +103,40 @@ class TinyScheduleMixin:
             self.on_train_end()
 
     def on_epoch_end(self):
+        if self.time_budget is not None:  # re-aimed before nnU-Net writes checkpoint_latest, which then holds it
+            started, first_epoch = self.budget_started
+            seconds, done = time.monotonic() - started, self.current_epoch + 1
+            epochs = epochs_within_budget(done, self.planned_epochs, self.num_epochs,
+                                          seconds / (done - first_epoch), self.time_budget - seconds)
+            if epochs != self.num_epochs:
+                self.print_to_log_file(f"Time budget of {self.time_budget / 60:.1f} min: training stops after "
+                                       f"{epochs} epochs (planned {self.planned_epochs})")
+                self.num_epochs = self.lr_scheduler.max_steps = epochs
         super().on_epoch_end()
-        if self.time_budget is None:
-            return
-        started, first_epoch = self.budget_started
-        seconds = time.monotonic() - started
-        epochs = epochs_within_budget(self.current_epoch, self.planned_epochs, self.num_epochs,
-                                      seconds / (self.current_epoch - first_epoch), self.time_budget - seconds)
-        if epochs != self.num_epochs:
-            self.print_to_log_file(f"Time budget of {self.time_budget / 60:.1f} min: training stops after "
-                                   f"{epochs} epochs (planned {self.planned_epochs})")
-            self.num_epochs = self.lr_scheduler.max_steps = epochs
-        if self.current_epoch >= self.num_epochs:
+        if self.time_budget is not None and self.current_epoch >= self.num_epochs:
             raise _TimeBudgetSpent
+
+    def save_checkpoint(self, filename: str) -> None:
+        super().save_checkpoint(filename)
+        if self.local_rank == 0 and not self.disable_checkpointing:  # add the schedule to nnU-Net's checkpoint
+            checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
+            checkpoint[SCHEDULE_KEY] = {"num_epochs": self.num_epochs, "time_budget": self.time_budget}
+            torch.save(checkpoint, filename)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        """nnU-Net's resume (``--c``), continuing the checkpoint's schedule: its number of epochs (and the
+        learning-rate decay aimed at it); a time-budgeted run keeps the schedule its budget had set when the
+        checkpoint was written, so it ends with the same number of epochs as if it had not been interrupted."""
+        super().load_checkpoint(filename_or_checkpoint)
+        checkpoint = filename_or_checkpoint if isinstance(filename_or_checkpoint, dict) else torch.load(
+            filename_or_checkpoint, map_location="cpu", weights_only=False)
+        schedule = checkpoint.get(SCHEDULE_KEY)
+        if schedule is not None:
+            self.num_epochs = self.lr_scheduler.max_steps = schedule["num_epochs"]
+            if schedule["time_budget"] is not None or self.time_budget is not None:
+                self.time_budget = None
+                self.print_to_log_file(f"Resumed with the checkpoint's schedule of {self.num_epochs} epochs; "
+                                       "the time budget is not applied again")
 
 
 def has_tiny_variant(trainer_class: type) -> bool:
