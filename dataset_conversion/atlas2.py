@@ -57,13 +57,14 @@ def _single(case: str, folder: Path, suffix: str, what: str) -> Path:
     return found[0]
 
 
-def find_cases(src: Path) -> tuple[list[AtlasCase], list[AtlasCase]]:
-    """(training, testing) subjects of the ATLAS tree at ``src``."""
+def find_cases(src: Path, with_masks: bool = True) -> tuple[list[AtlasCase], list[AtlasCase]]:
+    """(training, testing) subjects of the ATLAS tree at ``src``; without ``with_masks`` (unlabelled scans)
+    Training/ may be missing and no masks are looked for."""
     src = Path(src)
     if not src.is_dir():
         raise UserError(f"{src} is not a folder; pass the decrypted ATLAS v2.0 root (ATLAS_2/, holding Training/)")
     parts = {part: _child(src, part) for part in ("Training", "Testing")}
-    if parts["Training"] is None:
+    if parts["Training"] is None and (with_masks or parts["Testing"] is None):
         raise UserError(f"{src} is not an ATLAS v2.0 tree: no Training/ folder with R0NN cohorts; pass the ATLAS_2/ "
                         "folder of the decrypted release")
     found: dict[str, list[AtlasCase]] = {"Training": [], "Testing": []}
@@ -78,9 +79,10 @@ def find_cases(src: Path) -> tuple[list[AtlasCase], list[AtlasCase]]:
                     raise UserError(f"case {case}: appears twice, in {seen[case]} and {subject_dir}; remove one copy")
                 seen[case] = subject_dir
                 t1w = _single(case, subject_dir, T1W_SUFFIX, "T1w")
-                mask = _single(case, subject_dir, MASK_SUFFIX, "lesion mask") if part == "Training" else None
+                mask = _single(case, subject_dir, MASK_SUFFIX, "lesion mask") if part == "Training" and with_masks \
+                    else None
                 found[part].append(AtlasCase(case, cohort_dir.name, t1w, mask))
-    if not found["Training"]:
+    if not found["Training"] and (with_masks or not found["Testing"]):
         raise UserError(f"{parts['Training']} holds no subjects (R0NN/sub-*/ses-1/anat/); pass the complete ATLAS_2/ "
                         "folder of the decrypted release")
     return found["Training"], found["Testing"]

@@ -38,7 +38,7 @@ class IslesCase:
     case: str
     dwi: Path
     adc: Path
-    mask: Path
+    mask: Path | None  # None for unlabelled scans (nnunet-stroke predict-scans)
     flair: Path | None
 
 
@@ -63,8 +63,9 @@ def _find_one(case: str, folder: Path | None, suffix: str, what: str, required: 
     return found[0] if found else None
 
 
-def find_cases(src: Path, with_flair: bool) -> list[IslesCase]:
-    """Locate every case's DWI, ADC, mask (and FLAIR) in either release layout."""
+def find_cases(src: Path, with_flair: bool, with_masks: bool = True) -> list[IslesCase]:
+    """Locate every case's DWI, ADC, mask (and FLAIR) in either release layout; without ``with_masks``
+    (unlabelled scans) derivatives/ may be missing and masks are not looked for."""
     src = Path(src)
     if not src.is_dir():
         raise UserError(f"{src} is not a folder; pass the ISLES 2022 root (the folder that holds derivatives/)")
@@ -72,24 +73,25 @@ def find_cases(src: Path, with_flair: bool) -> list[IslesCase]:
     derivatives = _child(src, "derivatives")
     case_dirs = sorted((p for p in raw_root.iterdir() if p.is_dir() and p.name.lower().startswith(CASE_PREFIX)),
                        key=lambda p: p.name.lower())
-    if derivatives is None or not case_dirs:
+    if (derivatives is None and with_masks) or not case_dirs:
         raise UserError(f"{src} is not an ISLES 2022 tree: expected {CASE_PREFIX}XXXX folders (Zenodo release) or "
                         "rawdata/sub-strokecaseXXXX (GitHub release) next to a derivatives/ folder; "
                         "pass the dataset's root folder")
     raw_names = {p.name.lower() for p in case_dirs}
-    for orphan in sorted(p for p in derivatives.iterdir() if p.is_dir() and p.name.lower().startswith(CASE_PREFIX)
+    for orphan in sorted(p for p in (derivatives.iterdir() if with_masks else ())
+                         if p.is_dir() and p.name.lower().startswith(CASE_PREFIX)
                          and p.name.lower() not in raw_names):
         raise UserError(f"case {orphan.name}: has a mask under {orphan} but no image folder in {raw_root}; "
                         "restore the case's DWI/ADC or remove its derivatives folder")
     cases = []
     for case_dir in case_dirs:
         case = case_dir.name
-        mask_dir = _child(derivatives, case.lower())
+        mask_dir = _child(derivatives, case.lower()) if with_masks else None
         cases.append(IslesCase(
             case=case,
             dwi=_find_one(case, case_dir, "_dwi", "DWI", required=True),
             adc=_find_one(case, case_dir, "_adc", "ADC", required=True),
-            mask=_find_one(case, mask_dir, "_msk", "lesion mask", required=True),
+            mask=_find_one(case, mask_dir, "_msk", "lesion mask", required=True) if with_masks else None,
             flair=_find_one(case, case_dir, "_flair", "FLAIR", required=with_flair),
         ))
     return cases
@@ -101,12 +103,12 @@ def convert_case(job: tuple[IslesCase, str, str, bool]) -> CaseRecord:
     name = case.case
     dwi = read_header(case.dwi, name, dimension=3)
     adc = read_header(case.adc, name, dimension=3)
-    mask_image = read_image(case.mask, name, dimension=3)
+    mask_image = read_image(case.mask, name, dimension=3) if case.mask else None
     check_same_grid(dwi, case.dwi, adc, case.adc, name)
-    check_same_grid(dwi, case.dwi, mask_image, case.mask, name)
+    if mask_image is not None:
+        check_same_grid(dwi, case.dwi, mask_image, case.mask, name)
     check_voxels(case.dwi, name)
     check_voxels(case.adc, name)
-    mask = binary_mask(mask_image, case.mask, name)
     copy_or_write(case.dwi, dwi, dwi, Path(images_dir) / f"{name}_0000.nii.gz", name)
     copy_or_write(case.adc, adc, dwi, Path(images_dir) / f"{name}_0001.nii.gz", name)
     if with_flair:
@@ -115,6 +117,9 @@ def convert_case(job: tuple[IslesCase, str, str, bool]) -> CaseRecord:
         on_dwi_grid = sitk.Resample(flair, dwi.GetSize(), sitk.Transform(), sitk.sitkLinear, dwi.GetOrigin(),
                                     dwi.GetSpacing(), dwi.GetDirection(), 0.0, sitk.sitkFloat32)
         write_like(sitk.GetArrayFromImage(on_dwi_grid), dwi, Path(images_dir) / f"{name}_0002.nii.gz")
+    if mask_image is None:
+        return CaseRecord(name, "", "", "", "")
+    mask = binary_mask(mask_image, case.mask, name)
     write_like(mask, dwi, Path(labels_dir) / f"{name}.nii.gz")
     return lesion_record(name, mask, dwi.GetSpacing()[::-1], LESION_CONNECTIVITY)
 

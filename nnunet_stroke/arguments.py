@@ -27,3 +27,7 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _number(text, float, 0.0, inclusive=True)
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, 0, inclusive=True)
