@@ -3,7 +3,7 @@ threshold of tiny trainers, and latency / throughput / peak memory per image of 
 
     python benchmarks/bench_classification.py [--cases 160] [--minutes 4] [--epochs 40] [--fold 5]
                                               [--runs pmsan strokenext strokenext-presence] [--repeats 5]
-    python benchmarks/bench_classification.py --check     # smallest settings, results kept in --workdir only
+    python benchmarks/bench_classification.py --check     # smallest settings, record in a temporary folder
 
 Per run (a trainer on a phantom): ``nnunet-stroke phantom`` data -> the converter -> the stock
 ``nnUNetv2_plan_and_preprocess`` -> ``nnunet-stroke splits`` -> ``nnunet-stroke train ID CONFIG FOLD -tr T
@@ -23,9 +23,9 @@ built through nnU-Net's hook, each in its own spawned process: forward time of o
 ``--repeats`` after a warm-up), throughput at batch ``--batch``, peak resident memory of the process
 (imports + network + the batch-1 forward) and its growth during that forward.
 
-Every run writes a JSON record into benchmarks/results/classification_runs/ (command, git commit, wall
-time, the load average sampled every 5 s during the run, settings, metrics) and the section
-benchmarks/results/classification.md, which ``python benchmarks/run.py --assemble`` puts into RESULTS.md.
+Every run writes a record into benchmarks/results/classification/ (benchmarks/records.py: command, git
+commit, wall time, the load average sampled every 5 s during the run, settings, metrics); ``--check``
+writes it into a temporary folder instead.
 """
 from __future__ import annotations
 
@@ -33,18 +33,17 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+from records import RESULTS, Measurement, not_recorded, provenance, write_record
+
+RECORD_NAME = "classification"
 RUNS = {  # name: (trainer, phantom layout, converter, dataset id, configuration, splits options)
     "pmsan": ("nnUNetTrainerPMSANClassifier_S_Tiny", "isles22", "isles22", 981, "3d_fullres", ["--stratify", "volume"]),
     "strokenext": ("nnUNetTrainerStrokeNeXt_Tiny", "teknofest", "teknofest", 982, "2d", ["--group", "duplicate"]),
@@ -54,32 +53,6 @@ RUNS = {  # name: (trainer, phantom layout, converter, dataset id, configuration
 LATENCY_NETWORKS = [("nnUNetTrainerStrokeNeXt", 982, "2d"), ("nnUNetTrainerStrokeNeXt_Tiny", 982, "2d"),
                     ("nnUNetTrainerPMSANClassifier_S", 981, "3d_fullres"),
                     ("nnUNetTrainerPMSANClassifier_S_Tiny", 981, "3d_fullres")]
-
-
-class LoadSampler:
-    """1-minute load average sampled every ``seconds`` in a background thread."""
-
-    def __init__(self, seconds: float = 5.0):
-        self.samples: list[float] = [os.getloadavg()[0]]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
-
-    def _run(self, seconds: float) -> None:
-        while not self._stop.wait(seconds):
-            self.samples.append(os.getloadavg()[0])
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.samples.append(os.getloadavg()[0])
-
-    def summary(self) -> dict:
-        return {"mean": round(statistics.fmean(self.samples), 2), "max": round(max(self.samples), 2),
-                "samples": len(self.samples)}
 
 
 def run(command: list[str], env: dict) -> None:
@@ -183,11 +156,19 @@ def _cell(entry: dict) -> str:
     return f"{entry['value']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
 
 
-def markdown(record: dict) -> str:
-    lines = ["## Classification on the phantoms (CPU)", "",
-             f"Command: `{record['command']}` (commit {record['git_commit'][:10]}); machine: {record['machine']}; "
-             f"wall time {record['wall_seconds']:.0f} s; 1-minute load average during the run: mean "
-             f"{record['load_average']['mean']}, max {record['load_average']['max']}. Tiny trainers with a budget "
+TITLE = "Classification on the phantoms (CPU)"
+
+
+def render(records: list[dict]) -> str:
+    if not records:
+        return not_recorded(TITLE, "python benchmarks/bench_classification.py")
+    return markdown(records[-1])
+
+
+def markdown(full_record: dict) -> str:
+    record = full_record["figures"]
+    lines = [f"## {TITLE}", "", provenance(full_record) + " "
+             f"Tiny trainers with a budget "
              f"of {record['settings']['minutes']} min (at most {record['settings']['epochs']} epochs), "
              f"{record['settings']['cases']} phantom cases, fold {record['settings']['fold']} (8:1:1); threshold "
              "chosen on the fold's validation cases (Youden's J, binary only) and applied unchanged to the held-out "
@@ -232,8 +213,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.check:
         args.cases, args.minutes, args.epochs, args.iterations, args.repeats, args.batch = 12, 0.2, 1, 2, 1, 2
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench_classification_") as temporary, LoadSampler() as load:
+    with tempfile.TemporaryDirectory(prefix="bench_classification_") as temporary, Measurement() as measured:
         root = (args.workdir or Path(temporary)).resolve()
         env = dict(os.environ)
         for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
@@ -242,24 +222,12 @@ def main() -> int:
         env.setdefault("nnUNet_n_proc_DA", str(os.cpu_count() or 1))
         runs = [train_and_evaluate(name, root, args, env) for name in args.runs]
         latency = [] if args.no_latency else measure_latency(root, args)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
-                                capture_output=True, text=True).stdout.strip())
-    record = {"command": "python benchmarks/bench_classification.py " + " ".join(sys.argv[1:]),
-              "git_commit": commit + ("-dirty" if dirty else ""), "started_utc": time.strftime(
-                  "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (time.monotonic() - started))),
-              "wall_seconds": round(time.monotonic() - started, 1), "load_average": load.summary(),
-              "machine": f"{os.cpu_count()} cores, {platform.machine()}, torch CPU",
-              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-              "runs": runs, "latency": latency}
-    output = (args.workdir or Path(tempfile.mkdtemp(prefix="bench_classification_check_"))) if args.check \
-        else RESULTS
-    (output / "classification_runs").mkdir(parents=True, exist_ok=True)
-    path = output / "classification_runs" / f"{record['started_utc'].replace(':', '')}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    (output / "classification.md").write_text(markdown(record), encoding="utf-8")
-    print(markdown(record))
-    print(f"wrote {path} and {output / 'classification.md'}")
+    figures = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+               "runs": runs, "latency": latency}
+    results = Path(tempfile.mkdtemp(prefix="bench_classification_check_")) if args.check else RESULTS
+    path = write_record(RECORD_NAME, figures, measurement=measured, results=results)
+    print(render([json.loads(path.read_text(encoding="utf-8"))]))
+    print(f"wrote {path}")
     return 0
 
 

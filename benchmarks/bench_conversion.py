@@ -8,21 +8,21 @@ Writing a distinct phantom case costs more than converting it, so ``--distinct``
 hard-linked under new case ids up to the requested count; the converter reads, checks and writes every
 case as if it were distinct. The full ATLAS training set (655 cases, about 20 GB of converted float32
 images) is not converted: ``--atlas-cases`` are, and the time for 655 is extrapolated linearly from the
-per-case time (conversion is per case, with no cross-case work). Writes benchmarks/results/conversion.md.
+per-case time (conversion is per case, with no cross-case work). Writes a record in
+benchmarks/results/conversion/.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "conversion.md"
+from records import RESULTS, Measurement, not_recorded, provenance, write_record
+
+RECORD_NAME = "conversion"
 ISLES_SHAPE = (72, 112, 112)
 ATLAS_TRAINING_CASES = 655
 
@@ -58,15 +58,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--isles-cases", type=int, default=250)
     parser.add_argument("--atlas-cases", type=int, default=40)
     parser.add_argument("--distinct", type=int, default=10, help="distinct phantom cases per dataset")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="where the record goes (default benchmarks/results; another folder for trial runs)")
     args = parser.parse_args(argv)
 
     from nnunet_stroke.dataset_conversion import atlas2, isles22
     from nnunet_stroke.phantom import write_phantom
     from nnunet_stroke.phantom.atlas2 import ATLAS_SHAPE
 
-    load_before = os.getloadavg()[0]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench_conversion_") as work:
+    with tempfile.TemporaryDirectory(prefix="bench_conversion_") as work, Measurement() as measured:
         work = Path(work)
         start = time.perf_counter()
         distinct = write_phantom(work / "isles_distinct", "isles22", cases=args.distinct, seed=0, shape=ISLES_SHAPE)
@@ -92,33 +93,37 @@ def main(argv: list[str] | None = None) -> None:
             per_case = seconds / args.atlas_cases
             rows.append(("ATLAS v2.0", "T1w", "197x233x189 @ 1 mm", args.atlas_cases, processes, seconds,
                          f"{per_case * ATLAS_TRAINING_CASES / 60:.1f} min for 655 (extrapolated)"))
-    load_after = os.getloadavg()[0]
+    settings = {k: v for k, v in vars(args).items() if k != "results"}
+    figures = {"settings": settings, "rows": rows, "isles_generation_s_per_case": isles_generation,
+               "atlas_generation_s_per_case": atlas_generation}
+    print(f"wrote {write_record(RECORD_NAME, figures, measurement=measured, results=args.results)}")
 
-    command = "python benchmarks/bench_conversion.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
-    lines = [
-        "## Dataset conversion (`nnunet-stroke convert`)", "",
-        f"Command: `{command}`", "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}; "
-        f"1-minute load average {load_before:.1f} before and {load_after:.1f} after (other jobs shared the machine).",
-        "", "| dataset | channels | grid | cases | processes | seconds | s/case | note |",
-        "|---|---|---|---:|---:|---:|---:|---|",
-    ]
-    for dataset, channels, grid, cases, processes, seconds, note in rows:
+
+TITLE = "Dataset conversion (`nnunet-stroke convert`)"
+COMMAND = "python benchmarks/bench_conversion.py"
+
+
+def render(records: list[dict]) -> str:
+    if not records:
+        return not_recorded(TITLE, COMMAND)
+    record = records[-1]
+    f = record["figures"]
+    lines = [f"## {TITLE}", "", provenance(record), "",
+             "| dataset | channels | grid | cases | processes | seconds | s/case | note |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for dataset, channels, grid, cases, processes, seconds, note in f["rows"]:
         lines.append(f"| {dataset} | {channels} | {grid} | {cases} | {processes} | {seconds:.1f} | "
                      f"{seconds / cases:.3f} | {note} |")
     lines += [
         "",
-        f"Phantom generation (not part of the conversion): {isles_generation:.1f} s per ISLES-sized case, "
-        f"{atlas_generation:.1f} s per ATLAS-sized case; {args.distinct} distinct cases per dataset were "
+        f"Phantom generation (not part of the conversion; in the wall time above): "
+        f"{f['isles_generation_s_per_case']:.1f} s per ISLES-sized case, {f['atlas_generation_s_per_case']:.1f} s "
+        f"per ATLAS-sized case; {f['settings']['distinct']} distinct cases per dataset were "
         "generated and hard-linked under new ids. Per case the converter reads image headers with SimpleITK "
         "(geometry checks), decodes every image once with nibabel (NaN/infinite voxels, corrupt data; ITK's "
         "NIfTI reader turns NaN into 0), copies the images byte for byte when they are already .nii.gz on the "
-        "reference grid, checks the mask values and writes the uint8 label; FLAIR is resampled and written.", "",
-    ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
+        "reference grid, checks the mask values and writes the uint8 label; FLAIR is resampled and written.", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -4,15 +4,13 @@
 
     python benchmarks/bench_evaluation.py [--cases 250] [--processes 2] [--repeats 2]
 
-Writes benchmarks/results/evaluation.md. Each tool runs ``--repeats`` times, alternating, and the fastest
-run of each is reported (other sessions may share the machine); Dice of both tools is compared per case.
+Writes a record in benchmarks/results/evaluation/. Each tool runs ``--repeats`` times, alternating, and the
+fastest run of each is reported; Dice of both tools is compared per case. The measured time covers the
+evaluation runs only, not writing the cases.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
 import tempfile
 import time
 import warnings
@@ -20,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from records import RESULTS, Measurement, not_recorded, provenance, write_record
 from scipy import ndimage
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "evaluation.md"
+RECORD_NAME = "evaluation"
 SHAPE = (72, 112, 112)  # z, y, x
 SPACING_XYZ = (2.0, 2.0, 2.0)
 
@@ -89,44 +87,56 @@ def time_nnunet(ref_dir, pred_dir, processes, output_file):
                      for c in result["metric_per_case"]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", type=int, default=250)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
-    load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as workdir:
-        ref_dir, pred_dir = write_cases(Path(workdir), args.cases)
-        ours, theirs = [], []
-        for _ in range(args.repeats):
-            ours.append(time_ours(ref_dir, pred_dir, args.processes))
-            theirs.append(time_nnunet(ref_dir, pred_dir, args.processes, Path(workdir) / "summary.json"))
-    load_after = os.getloadavg()[0]
-    ours_seconds, ours_dice = min(ours, key=lambda r: r[0])
-    nnunet_seconds, nnunet_dice = min(theirs, key=lambda r: r[0])
-    both = [c for c in ours_dice if c in nnunet_dice and nnunet_dice[c] == nnunet_dice[c]]  # nnU-Net: NaN if empty
-    max_difference = max(abs(ours_dice[c] - nnunet_dice[c]) for c in both)
-    command = "python benchmarks/bench_evaluation.py " + " ".join(sys.argv[1:])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        "## Evaluation: `nnunet-stroke evaluate` vs nnU-Net's `compute_metrics_on_folder`\n\n"
-        f"Command: `{command.strip()}`; machine: {os.cpu_count()} cores, "
-        f"{platform.processor() or platform.machine()}; {args.processes} worker processes for both; fastest of "
-        f"{args.repeats} alternating runs each; 1-minute load average {load_before:.1f} before and "
-        f"{load_after:.1f} after (other work on the machine slows both tools alike).\n\n"
-        f"{args.cases} synthetic ISLES-sized cases (112x112x72 voxels, 2 mm, 0-4 irregular lesions, predictions "
+TITLE = "Evaluation: `nnunet-stroke evaluate` vs nnU-Net's `compute_metrics_on_folder`"
+COMMAND = "python benchmarks/bench_evaluation.py"
+
+
+def render(records: list[dict]) -> str:
+    if not records:
+        return not_recorded(TITLE, COMMAND)
+    record = records[-1]
+    f = record["figures"]
+    cases, ours, nnunet = f["cases"], f["ours_seconds"], f["nnunet_seconds"]
+    return (
+        f"## {TITLE}\n\n{provenance(record)} {f['processes']} worker processes for both; fastest of "
+        f"{f['repeats']} alternating runs each.\n\n"
+        f"{cases} synthetic ISLES-sized cases (112x112x72 voxels, 2 mm, 0-4 irregular lesions, predictions "
         "shifted/dilated/eroded with occasional false positives), NIfTI. nnU-Net computes Dice and IoU "
         "(`nnUNetv2_evaluate_folder`'s engine); `nnunet-stroke evaluate --protocol isles22` computes Dice, IoU, "
         "F2, Recall, Precision, HD95 (mm and voxels), volumes, lesion counts, lesion-wise F1, strata, "
         "detection with 2000 bootstrap resamples and Bland-Altman.\n\n"
         "| tool | total s | s per case | ratio to nnU-Net |\n|---|---|---|---|\n"
-        f"| nnU-Net compute_metrics_on_folder | {nnunet_seconds:.1f} | {nnunet_seconds / args.cases:.3f} | 1.00 |\n"
-        f"| nnunet-stroke evaluate | {ours_seconds:.1f} | {ours_seconds / args.cases:.3f} | "
-        f"{ours_seconds / nnunet_seconds:.2f} |\n\n"
-        f"Dice agrees with nnU-Net's on the {len(both)} cases where nnU-Net defines it (max abs difference "
-        f"{max_difference:.1e}); nnU-Net leaves both-empty cases out (NaN), ISLES'22 scores them 1.\n", encoding="utf-8")
-    print(RESULTS.read_text(encoding="utf-8"))
+        f"| nnU-Net compute_metrics_on_folder | {nnunet:.1f} | {nnunet / cases:.3f} | 1.00 |\n"
+        f"| nnunet-stroke evaluate | {ours:.1f} | {ours / cases:.3f} | {ours / nnunet:.2f} |\n\n"
+        f"Dice agrees with nnU-Net's on the {f['dice_compared_cases']} cases where nnU-Net defines it (max abs "
+        f"difference {f['dice_max_abs_difference']:.1e}); nnU-Net leaves both-empty cases out (NaN), ISLES'22 "
+        "scores them 1.\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=250)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="where the record goes (default benchmarks/results; another folder for trial runs)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        ref_dir, pred_dir = write_cases(Path(workdir), args.cases)
+        ours, theirs = [], []
+        with Measurement() as measured:
+            for _ in range(args.repeats):
+                ours.append(time_ours(ref_dir, pred_dir, args.processes))
+                theirs.append(time_nnunet(ref_dir, pred_dir, args.processes, Path(workdir) / "summary.json"))
+    ours_seconds, ours_dice = min(ours, key=lambda r: r[0])
+    nnunet_seconds, nnunet_dice = min(theirs, key=lambda r: r[0])
+    both = [c for c in ours_dice if c in nnunet_dice and nnunet_dice[c] == nnunet_dice[c]]  # nnU-Net: NaN if empty
+    figures = {"cases": args.cases, "processes": args.processes, "repeats": args.repeats,
+               "ours_seconds": ours_seconds, "nnunet_seconds": nnunet_seconds,
+               "ours_runs_seconds": [r[0] for r in ours], "nnunet_runs_seconds": [r[0] for r in theirs],
+               "dice_compared_cases": len(both),
+               "dice_max_abs_difference": max(abs(ours_dice[c] - nnunet_dice[c]) for c in both)}
+    print(f"wrote {write_record(RECORD_NAME, figures, measurement=measured, results=args.results)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Channels-last convolution weights on the CPU, side by side with the default layout ->
-benchmarks/results/layout.md.
+"""Channels-last convolution weights on the CPU, side by side with the default layout -> a record in
+benchmarks/results/layout/.
 
     python benchmarks/bench_layout.py
 
@@ -12,18 +12,15 @@ a warm-up. Values are identical in both layouts (tests/test_trainers.py).
 """
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from bench_networks import tensors  # every output tensor of a network (list, dict or tensor)
+from records import Measurement, not_recorded, provenance, write_record
 
-HERE = Path(__file__).resolve().parent
-RESULT = HERE / "results" / "layout.md"
+RECORD_NAME = "layout"
 PATCH = (40, 64, 64)
 STRIDES = [(1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)]
 PLANNED_TINY = "nnU-Net planned U-Net, widths 8-64"
@@ -92,36 +89,40 @@ def measure(preset: str) -> dict:
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def write(rows: list[tuple[str, dict]]) -> None:
+TITLE = "Channels-last convolution weights on the CPU"
+COMMAND = "python benchmarks/bench_layout.py"
+
+
+def render(records: list[dict]) -> str:
+    if not records:
+        return not_recorded(TITLE, COMMAND)
+    record = records[-1]
     lines = [
-        "## Channels-last convolution weights on the CPU",
+        f"## {TITLE}",
         "",
-        "Command: `python benchmarks/bench_layout.py`; machine: "
-        f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"load {os.getloadavg()[0]:.1f} at the end. Median of {REPEATS} after a warm-up, both layouts interleaved in "
-        "one process; train step = batch 2 forward + backward + SGD step, inference = batch 1 forward, patch "
-        "40x64x64 (the demo's plan). LBMNet converts its input channels-last itself, so its default row is "
-        "already partly channels-last.",
+        provenance(record) + f" Median of {record['figures']['repeats']} after a warm-up, both layouts "
+        "interleaved in one process; train step = batch 2 forward + backward + SGD step, inference = batch 1 "
+        "forward, patch 40x64x64 (the demo's plan). LBMNet converts its input channels-last itself, so its "
+        "default row is already partly channels-last.",
         "",
         "| network | train s default | train s channels-last | speed-up | infer s default | infer s channels-last | speed-up |",
         "|---|---|---|---|---|---|---|",
     ]
-    for preset, t in rows:
+    for preset, t in record["figures"]["rows"]:
         lines.append(f"| {preset} | {t['train_default']:.3f} | {t['train_channels_last']:.3f} | "
                      f"{t['train_default'] / t['train_channels_last']:.2f}x | {t['infer_default']:.3f} | "
                      f"{t['infer_channels_last']:.3f} | {t['infer_default'] / t['infer_channels_last']:.2f}x |")
-    RESULT.parent.mkdir(exist_ok=True)
-    RESULT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     rows = []
-    for preset in PRESETS:
-        print(f"--- {preset}", flush=True)
-        rows.append((preset, measure(preset)))
-        print(rows[-1][1], flush=True)
-        write(rows)
-    print(RESULT.read_text(encoding="utf-8"))
+    with Measurement() as measured:
+        for preset in PRESETS:
+            print(f"--- {preset}", flush=True)
+            rows.append((preset, measure(preset)))
+            print(rows[-1][1], flush=True)
+    print(f"wrote {write_record(RECORD_NAME, {'rows': rows, 'repeats': REPEATS}, measurement=measured)}")
     return 0
 
 

@@ -7,8 +7,8 @@ parameters, FLOPs, forward time and peak memory; train-step time for the tiny ne
 
 Plan: the 2 mm ISLES-like 3d_fullres plan, patch 80x112x112, strides [1,1,1] + 4 x [2,2,2] (five levels),
 2 input channels (DWI, ADC), 2 classes, batch 1 for forward, batch 2 for train steps. Every network is
-measured in its own spawned process (so the peak resident memory is its own). Writes
-benchmarks/results/lbmnet.md.
+measured in its own spawned process (so the peak resident memory is its own). Every mode writes a record
+in benchmarks/results/lbmnet/ (figures["suite"]: size, inference-ratio, profile).
 
 FLOPs convention: torch.utils.flop_counter.FlopCounterMode counts convolutions, transposed convolutions,
 linear layers and matmuls, 2 FLOPs per multiply-accumulate (GMACs = GFLOPs / 2, the figure thop/fvcore
@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
-import platform
 import resource
 import statistics
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "lbmnet.md"
+from records import Measurement, latest, not_recorded, provenance, write_record
+
+RECORD_NAME = "lbmnet"
 PATCH = (80, 112, 112)
 STRIDES = [[1, 1, 1]] + [[2, 2, 2]] * 4
 INPUT_CHANNELS, NUM_CLASSES = 2, 2
@@ -152,41 +150,50 @@ def main() -> None:
                                                            lbmnet_cpu_inference.ISLES_VOLUME), flush=True)
         return
     rows = {}
-    for label in NETWORKS:
-        repeats = args.repeats if NETWORKS[label][2] else args.paper_repeats
-        rows[label] = measure(label, repeats, args.threads)
-        print(label, rows[label], flush=True)
-    load = os.getloadavg()[0]
+    with Measurement() as measured:
+        for label in NETWORKS:
+            repeats = args.repeats if NETWORKS[label][2] else args.paper_repeats
+            rows[label] = measure(label, repeats, args.threads)
+            print(label, rows[label], flush=True)
+    figures = {"suite": "size", "repeats": args.repeats, "paper_repeats": args.paper_repeats, "threads": args.threads,
+               "rows": rows}
+    print(f"wrote {write_record(RECORD_NAME, figures, measurement=measured)}")
+
+
+TITLE = "LBMNet vs nnU-Net's 3D U-Net: size, FLOPs, CPU speed and memory"
+
+
+def render_size(record: dict) -> str:
+    f = record["figures"]
     lines = [
-        "## LBMNet vs nnU-Net's 3D U-Net: size, FLOPs, CPU speed and memory",
-        "",
-        f"Command: `python benchmarks/bench_lbmnet.py --repeats {args.repeats} --paper-repeats {args.paper_repeats} "
-        f"--threads {args.threads}`; machine: "
-        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch CPU, {args.threads} threads; "
-        f"1-minute load average at the end of the run: {load:.1f} (other processes shared the cores when it is "
-        "above the thread count, so times are upper bounds).",
-        "",
+        f"## {TITLE}", "", provenance(record), "",
         f"Patch {'x'.join(map(str, PATCH))} (2 mm ISLES-like plan, five levels, strides [1,1,1] + 4 x [2,2,2]), "
-        f"{INPUT_CHANNELS} input channels, {NUM_CLASSES} classes. Forward: batch 1, inference mode, no deep "
-        f"supervision, median of {args.repeats} (tiny) / {args.paper_repeats} (paper scale). Train step: batch 2, deep supervision, CE on random labels, "
-        f"SGD, median of {args.repeats} after one warm-up step. CPU = process CPU time over all threads (robust to "
-        "other processes on the machine; about threads x wall on an idle machine). GMACs = multiply-accumulates of convolutions/"
-        "linear layers/matmuls (torch FlopCounterMode FLOPs / 2); the selective scan is listed separately "
-        "(9 * L * D_inner * d_state FLOPs per direction). Peak RSS: whole measuring process (weights, "
-        "libraries, activations).",
-        "",
+        f"{INPUT_CHANNELS} input channels, {NUM_CLASSES} classes, {f['threads']} torch threads. Forward: batch 1, "
+        f"inference mode, no deep supervision, median of {f['repeats']} (tiny) / {f['paper_repeats']} (paper scale). "
+        f"Train step: batch 2, deep supervision, CE on random labels, SGD, median of {f['repeats']} after one warm-up "
+        "step. CPU = process CPU time over all threads (about threads x wall on an idle machine). GMACs = "
+        "multiply-accumulates of convolutions/linear layers/matmuls (torch FlopCounterMode FLOPs / 2); the "
+        "selective scan is listed separately (9 * L * D_inner * d_state FLOPs per direction). Peak RSS: whole "
+        "measuring process (weights, libraries, activations).", "",
         "| network | params (M) | GMACs | scan GFLOPs | forward wall / CPU (s) | peak RSS (GB) | train step wall / CPU (s) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for label, r in rows.items():
+        "|---|---|---|---|---|---|---|"]
+    for label, r in f["rows"].items():
         train = f"{r['train_step_s']:.2f} / {r['train_step_cpu_s']:.2f}" if "train_step_s" in r else "-"
         lines.append(f"| {label} | {r['params'] / 1e6:.2f} | {r['flops'] / 2e9:.1f} | {r['scan_flops'] / 1e9:.2f} | "
                      f"{r['forward_s']:.2f} / {r['forward_cpu_s']:.2f} | {r['peak_rss_gb']:.2f} | {train} |")
     lines += ["", "The paper reports 66.42 M parameters and 54.80 G FLOPs for LBMNet without naming the input "
               "size or the MAC/FLOP convention (section 5).", ""]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    return "\n".join(lines)
+
+
+def render(records: list[dict]) -> str:
+    from lbmnet_cpu_inference import render_inference_ratio, render_profile
+
+    size = latest(records, suite="size")
+    return "\n".join([
+        render_size(size) if size else not_recorded(TITLE, "python benchmarks/bench_lbmnet.py"),
+        render_inference_ratio([r for r in records if r["figures"].get("suite") == "inference-ratio"]),
+        render_profile(latest(records, suite="profile"))])
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ Counted at the planned patch itself (minutes per network on a CPU; ``--quick`` s
 inverse question, as an affine function of the patch's voxels for the plan's pooling (two small patches
 with the same strides: every convolution's work at a level scales with that level's voxels, which all
 scale with the patch's voxels; the channel-attention MLPs on pooled vectors are the constant).
-Writes benchmarks/results/lbmnet_plans.md and the rows as lbmnet_plans.json.
+Writes a record in benchmarks/results/lbmnet_plans/.
 """
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "lbmnet_plans.md"
+from records import Measurement, not_recorded, provenance, write_record
+
+RECORD_NAME = "lbmnet_plans"
 PAPER_PARAMS, PAPER_FLOPS = 66.42e6, 54.80e9  # Kuang et al. 2026, section 5
 NUM_CLASSES = 2
 DATASETS = {  # label -> (phantom layout, dataset id, phantom shape z, y, x)
@@ -120,11 +121,15 @@ def main() -> None:
         (root / variable).mkdir()
     os.environ.setdefault("nnUNet_n_proc_DA", str(args.threads))
     os.environ.setdefault("nnUNet_def_n_proc", "1")
+    from nnunet_stroke.workflows.lbmnet_planner import usable_gpu_bytes
+
     try:
-        rows = [measure(root, label, args) for label in DATASETS]
+        with Measurement() as measured:
+            rows = [measure(root, label, args) for label in DATASETS]
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    write(rows, args)
+    figures = {"settings": vars(args), "gpu_budget_bytes_24gb": usable_gpu_bytes(24), "rows": rows}
+    print(f"wrote {write_record(RECORD_NAME, json.loads(json.dumps(figures, default=float)), measurement=measured)}")
 
 
 def measure(root: Path, label: str, args) -> dict:
@@ -141,22 +146,25 @@ def measure(root: Path, label: str, args) -> dict:
     return row
 
 
-def write(rows: list[dict], args) -> None:
-    from nnunet_stroke.workflows.lbmnet_planner import usable_gpu_bytes
+TITLE = "LBMNet on its paper's plans: parameters, GMACs, and the paper's 54.80 G FLOPs"
 
-    quick = " --quick" if args.quick else ""
+
+def render(records: list[dict]) -> str:
+    if not records:
+        return not_recorded(TITLE, "python benchmarks/bench_lbmnet_plans.py")
+    record = records[-1]
+    rows, budget = record["figures"]["rows"], record["figures"]["gpu_budget_bytes_24gb"]
     lines = [
-        "## LBMNet on its paper's plans: parameters, GMACs, and the paper's 54.80 G FLOPs",
+        f"## {TITLE}",
         "",
-        f"Command: `python benchmarks/bench_lbmnet_plans.py --cases {args.cases} --threads {args.threads}{quick}`. "
-        "Plans: `nnunet-stroke plan ID --planner lbmnet` (1 mm, at most five levels, 24 GB) on phantoms with the "
+        provenance(record) + " Plans: `nnunet-stroke plan ID --planner lbmnet` (1 mm, at most five levels, 24 GB) on phantoms with the "
         "releases' grids; paper-scale preset `lbmnet` as defined (train mode: no inference-time fusions), 2 "
         "classes, batch 1, no deep supervision. GMACs = "
         "FlopCounterMode FLOPs / 2 (convolutions, linear layers, matmuls); scan GFLOPs apart "
         "(9 * L * D_inner * d_state per direction). Counts, not timings: the machine's load does not change them.",
         "",
         f"Training memory: the planner's estimate at batch 2 under AMP (`workflows/lbmnet_planner.py`); its "
-        f"budget for 24 GB is {usable_gpu_bytes(24) / 2 ** 30:.1f} GiB.",
+        f"budget for 24 GB is {budget / 2 ** 30:.1f} GiB.",
         "",
         "| dataset | channels | median shape at 1 mm | planned patch | strides | params (M) | GMACs at the patch "
         "| GMACs, affine fit | scan GFLOPs | training memory (GiB) |",
@@ -184,10 +192,7 @@ def write(rows: list[dict], args) -> None:
                      f"{'x'.join(map(str, patch_flops))}, {2 * half_flops / 1e9:.1f} |")
     lines += ["", "Nearest patch: edges multiples of the plan's total stride (16), as nnU-Net's patches are, the "
               "longest at most twice the shortest.", ""]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=float), encoding="utf-8")
-    RESULTS.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Every network of the project side by side at one patch size -> benchmarks/results/networks.md.
+"""Every network of the project side by side at one patch size -> a record in benchmarks/results/networks/.
 
     python benchmarks/bench_networks.py            # all presets, one process each
-    python benchmarks/bench_networks.py unetr lbmnet   # only these presets (for a quick look; not written)
+    python benchmarks/bench_networks.py unetr lbmnet   # only these presets (for a quick look; not recorded)
 
 Rows: every paper-scale preset in network_configs/ (baselines, LBMNet and its ablations, PMSAN) and
 nnU-Net's own planned 3D U-Net (PlainConvUNet, widths 32-320). Each row runs in its own process (peak
@@ -16,13 +16,11 @@ channels (DWI, ADC), 2 classes:
   resident memory during the first forward pass;
 - CPU train-step time of the preset's tiny variant (the trainer's ``tiny_preset``): batch 2, forward +
   backward + SGD step with deep supervision where the network has it, mean of 2 after one warm-up.
-The table is rewritten after every row, so an interrupted run shows which rows it did not reach.
 """
 from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -30,8 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULT = HERE / "results" / "networks.md"
+from records import Measurement, not_recorded, provenance, write_record
+
+RECORD_NAME = "networks"
 PATCH = (32, 32, 32)
 STRIDES = [(1, 1, 1)] + [(2, 2, 2)] * 3
 INPUT_CHANNELS, NUM_CLASSES = 2, 2
@@ -144,11 +143,12 @@ def fmt(value, digits):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def table(results) -> str:
+def table(rows: list[dict]) -> str:
     lines = ["| network (preset) | paper | params (M) | GFLOPs (fwd, 32^3) | CPU forward (s) | peak RSS growth, "
              "forward (MiB) | tiny preset | tiny params (M) | tiny CPU train step (s) | load |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for (preset, tiny, paper), row in results:
+    for row in rows:
+        preset, tiny, paper = row["preset"], row["tiny"], row["paper"]
         if "error" in row:
             lines.append(f"| {preset} | {paper} | {row['error']} | | | | {tiny or '-'} | | | |")
             continue
@@ -158,34 +158,32 @@ def table(results) -> str:
     return "\n".join(lines)
 
 
-def header(load_before: float, torch_version: str, threads: int) -> str:
-    return f"""## Networks side by side (parameters, FLOPs, CPU time and memory)
+TITLE = "Networks side by side (parameters, FLOPs, CPU time and memory)"
+COMMAND = "python benchmarks/bench_networks.py"
 
-Command: `python benchmarks/bench_networks.py` (one process per network). Machine: {platform.machine()},
-{os.cpu_count()} CPU cores, torch {torch_version} with {threads} threads, no GPU. Load average when the run
-started: {load_before:.1f}; the last column is the 1-minute load average when the row started (times
-scale with it on a shared machine). Input: batch 1 x {INPUT_CHANNELS} channels x {PATCH[0]}^3, nnU-Net isotropic pooling with
-{len(STRIDES)} stages, {NUM_CLASSES} classes; paper-scale widths (SwinUNETR pads the patch to 32 x 32 x 64, see
-docs/baselines.md). Networks with one level per planned stage (nnU-Net's U-Net, UNet++, Attention U-Net,
-TransUNet, U-Mamba, LBMNet, PMSAN) have fewer parameters here than under a deeper plan (a 128^3 patch plans six
-stages); UNETR, SwinUNETR and STU-Net have fixed depths and their published counts; SegMamba's
-downsampling kernels equal the planned strides, so its fourth (stride 1 here) is smaller than the 67.4 M
-network's. FLOPs: `torch.utils.flop_counter` (multiply-add = 2 FLOPs; convolutions, matrix
-products, attention; the selective scan, normalisation and element-wise operations not counted), so
-GMACs = GFLOPs / 2. Forward: no_grad, after a warm-up pass. Peak RSS growth: the process's peak resident
-set during the first forward minus its resident set before it. Tiny train step: the trainer's tiny
-preset at the same input, batch 2, forward + backward + SGD step, mean of 2 after a warm-up; networks
-without deep supervision (UNETR, SwinUNETR, Attention U-Net, SegMamba) train with one output. A row that
+
+def render(records: list[dict]) -> str:
+    if not records:
+        return not_recorded(TITLE, COMMAND)
+    record = records[-1]
+    return f"""## {TITLE}
+
+{provenance(record)} One process per network. Input: batch 1 x {INPUT_CHANNELS} channels x {PATCH[0]}^3, nnU-Net
+isotropic pooling with {len(STRIDES)} stages, {NUM_CLASSES} classes; paper-scale widths (SwinUNETR pads the patch
+to 32 x 32 x 64, see docs/baselines.md). Networks with one level per planned stage (nnU-Net's U-Net, UNet++,
+Attention U-Net, TransUNet, U-Mamba, LBMNet, PMSAN) have fewer parameters here than under a deeper plan (a
+128^3 patch plans six stages); UNETR, SwinUNETR and STU-Net have fixed depths; SegMamba's downsampling kernels
+equal the planned strides, so its fourth (stride 1 here) is smaller than the paper network's. FLOPs:
+`torch.utils.flop_counter` (multiply-add = 2 FLOPs; convolutions, matrix products, attention; the selective
+scan, normalisation and element-wise operations not counted), so GMACs = GFLOPs / 2. Forward: no_grad, after
+a warm-up pass. Peak RSS growth: the process's peak resident set during the first forward minus its resident
+set before it. Tiny train step: the trainer's tiny preset at the same input, batch 2, forward + backward + SGD
+step, median of 2 after a warm-up; networks without deep supervision (UNETR, SwinUNETR, Attention U-Net,
+SegMamba) train with one output. Last column: the 1-minute load average when the row started. A row that
 could not run says why.
 
+{table(record["figures"]["rows"])}
 """
-
-
-def write_result(text: str) -> None:
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    temporary = RESULT.with_suffix(".md.tmp")
-    temporary.write_text(text + "\n", encoding="utf-8")
-    temporary.replace(RESULT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,19 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--worker"]:
         print(json.dumps(measure(argv[1], argv[2] if len(argv) > 2 else None)))
         return 0
-    import torch
-
-    rows = rows_to_measure(argv)
-    top = header(os.getloadavg()[0], torch.__version__, torch.get_num_threads())
-    results = []
-    for preset, tiny, paper in rows:
-        print(f"{preset} ...", flush=True)
-        results.append(((preset, tiny, paper), run_worker(preset, tiny)))
-        print(f"  {results[-1][1]}", flush=True)
-        if not argv:  # rewritten after every row; a partial run (named presets) is only printed
-            pending = [(r, {"error": "not reached (run interrupted)"}) for r in rows[len(results):]]
-            write_result(top + table(results + pending))
-    print(table(results) if argv else f"wrote {RESULT}")
+    rows = []
+    with Measurement() as measured:
+        for preset, tiny, paper in rows_to_measure(argv):
+            print(f"{preset} ...", flush=True)
+            rows.append({"preset": preset, "tiny": tiny, "paper": paper, **run_worker(preset, tiny)})
+            print(f"  {rows[-1]}", flush=True)
+    if argv:  # named presets: a quick look, printed and not recorded
+        print(table(rows))
+        return 0
+    print(f"wrote {write_record(RECORD_NAME, {'rows': rows}, measurement=measured)}")
     return 0
 
 

@@ -11,7 +11,7 @@ size: Gaussian-weighted sliding window, step 0.5, no test-time mirroring, one mo
 ``--repeats`` runs after one warm-up run. Every network runs in its own spawned process; peak memory is
 that process's peak resident set (imports, network, prediction), with the resident set just before
 prediction beside it. FLOPs: torch.utils.flop_counter (convolutions, linear layers, matmuls; 2 FLOPs
-per multiply-add) for one tile, times the number of tiles. Writes benchmarks/results/pmsan.md.
+per multiply-add) for one tile, times the number of tiles. Writes a record in benchmarks/results/pmsan/.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -28,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "pmsan.md"
+from records import Measurement, not_recorded, provenance, write_record
+
+RECORD_NAME = "pmsan"
 DATASET_ID = 987
 NETWORKS = {"PMSAN-S": "pmsan_s", "PMSAN-M": "pmsan_m", "PMSAN-L": "pmsan_l", "PMSAN-XL": "pmsan_xl",
             "nnU-Net planned 3D U-Net": None}
@@ -133,61 +133,66 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to time")
     parser.add_argument("--cases", type=int, default=4, help="phantom cases to plan from")
     args = parser.parse_args()
-    command = "python benchmarks/bench_pmsan.py " + " ".join(sys.argv[1:])
-    load_start = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench_pmsan_") as tmp:
-        planned = plan_phantom(Path(tmp), args.cases)
-    context = mp.get_context("spawn")
-    rows = []
-    for label, preset in NETWORKS.items():
-        queue = context.Queue()
-        process = context.Process(target=_measure, args=(label, preset, planned, args.repeats, args.threads, queue))
-        process.start()
-        rows.append(queue.get())
-        process.join()
-        print(rows[-1], flush=True)
-    write_results(command, planned, rows, reference_counts(), args, load_start, os.getloadavg())
-    print(f"wrote {RESULTS}")
+    with Measurement() as measured:
+        with tempfile.TemporaryDirectory(prefix="bench_pmsan_") as tmp:
+            planned = plan_phantom(Path(tmp), args.cases)
+        context = mp.get_context("spawn")
+        rows = []
+        for label, preset in NETWORKS.items():
+            queue = context.Queue()
+            process = context.Process(target=_measure, args=(label, preset, planned, args.repeats, args.threads, queue))
+            process.start()
+            rows.append(queue.get())
+            process.join()
+            print(rows[-1], flush=True)
+    configuration = planned["plans"]["configurations"]["3d_fullres"]
+    figures = {"settings": vars(args), "patch_size": configuration["patch_size"],
+               "strides": configuration["architecture"]["arch_kwargs"]["strides"], "rows": rows,
+               "reference": reference_counts()}
+    print(f"wrote {write_record(RECORD_NAME, json.loads(json.dumps(figures)), measurement=measured)}")
     return 0
 
 
-def write_results(command, planned, rows, reference, args, load_start, load_end) -> None:
-    configuration = planned["plans"]["configurations"]["3d_fullres"]
+TITLE = "PMSAN S/M/L/XL vs nnU-Net's planned 3D U-Net (CPU)"
+
+
+def render(records: list[dict]) -> str:
+    if not records:
+        return not_recorded(TITLE, "python benchmarks/bench_pmsan.py")
+    record = records[-1]
+    f = record["figures"]
+    threads = [str(t) for t in f["settings"]["threads"]]
+    rows = f["rows"]
     unet = rows[-1]
     lines = [
-        "## PMSAN S/M/L/XL vs nnU-Net's planned 3D U-Net (CPU)", "",
-        f"Command: `{command}`", "",
-        f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}); load average "
-        f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end. With other jobs running, several "
-        "torch threads contend with them and networks made of many small operations (PMSAN's per-slice "
-        "recurrence) suffer most; times are comparable within a column, not absolute.", "",
-        f"Plan (stock planner on the ISLES'22 phantom, {args.cases} cases, DWI + ADC): 3d_fullres patch "
-        f"{configuration['patch_size']}, strides {configuration['architecture']['arch_kwargs']['strides']}; "
-        f"volume = median preprocessed size {unet['volume']}, {unet['tiles']} sliding-window tiles (step 0.5), "
-        "no mirroring, one model.", "",
+        f"## {TITLE}", "", provenance(record) + " With other jobs running, several torch threads contend with "
+        "them and networks made of many small operations (PMSAN's per-slice recurrence) suffer most.", "",
+        f"Plan (stock planner on the ISLES'22 phantom, {f['settings']['cases']} cases, DWI + ADC): 3d_fullres patch "
+        f"{f['patch_size']}, strides {f['strides']}; volume = median preprocessed size {unet['volume']}, "
+        f"{unet['tiles']} sliding-window tiles (step 0.5), no mirroring, one model.", "",
         "| network | params total (M) | classifier: encoder + detection head (M) | decoder (M) | GFLOPs per tile "
-        "| GFLOPs per volume | " + " | ".join(f"s per volume, {t} thread(s)" for t in args.threads)
+        "| GFLOPs per volume | " + " | ".join(f"s per volume, {t} thread(s)" for t in threads)
         + " | peak RSS (MB) | RSS before prediction (MB) |",
-        "|---|---|---|---|---|---|" + "---|" * len(args.threads) + "---|---|",
+        "|---|---|---|---|---|---|" + "---|" * len(threads) + "---|---|",
     ]
     for r in rows:
         classifier = f"{r['classifier'] / 1e6:.2f}" + (" (encoder; no head)" if r is unet else "")
-        times = " | ".join(f"{r['seconds'][t]:.2f}" for t in args.threads)
+        times = " | ".join(f"{r['seconds'][t]:.2f}" for t in threads)
         lines.append(f"| {r['label']} | {r['total'] / 1e6:.2f} | {classifier} | {r['decoder'] / 1e6:.2f} | "
                      f"{r['tile_gflops']:.1f} | {r['tile_gflops'] * r['tiles']:.1f} | {times} | "
                      f"{r['peak_mb']:.0f} | {r['rss_before_mb']:.0f} |")
     s = rows[0]
     ratios = ", ".join(f"{s['seconds'][t] / unet['seconds'][t]:.2f}x with {t} thread(s) ({s['seconds'][t]:.2f} s vs "
-                       f"{unet['seconds'][t]:.2f} s)" for t in args.threads)
+                       f"{unet['seconds'][t]:.2f} s)" for t in threads)
     lines += ["", f"PMSAN-S / nnU-Net's planned 3D U-Net, time per volume: {ratios}; FLOPs "
               f"{s['tile_gflops'] / unet['tile_gflops']:.2f}x. PMSAN's time includes its detection probability.", "",
               "Parameter counts under the rule of docs/pmsan.md (classifier = encoder + detection head, 1 input "
               "channel, six in-plane levels; the plan above has fewer levels and 2 channels):", "",
               "| preset | paper (M) | classifier (M) | difference | decoder (M) |", "|---|---|---|---|---|"]
-    for name, paper, classifier, decoder in reference:
+    for name, paper, classifier, decoder in f["reference"]:
         lines.append(f"| {name} | {paper:.1f} | {classifier / 1e6:.2f} | {classifier / 1e6 / paper - 1:+.1%} | "
                      f"{decoder / 1e6:.2f} |")
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -9,18 +9,16 @@
 - Share of each student's parameters initialised from its teacher (Algorithm 1 step 3, chunk-wise
   slicing of nnunet_stroke/networks/pmsan_init.py), for both PMSAN families at paper size.
 
-Writes benchmarks/results/pmsan_classifier.md.
+Writes a record in benchmarks/results/pmsan_classifier/.
 """
 from __future__ import annotations
 
-import platform
 import sys
-from pathlib import Path
 
 import torch
+from records import Measurement, not_recorded, provenance, write_record
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "pmsan_classifier.md"
+RECORD_NAME = "pmsan_classifier"
 PLANS = {"4 levels, 24x32x32": ([24, 32, 32], [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]]),
          "5 levels, 80x112x112": ([80, 112, 112], [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]])}
 CHAIN = (("xl", "l"), ("l", "m"), ("m", "s"))
@@ -77,28 +75,45 @@ def initialisation_share(preset: str, teacher_size: str, student_size: str) -> t
 def main() -> int:
     from nnunet_stroke.networks.pmsan_scaling import PAPER_SIZES
 
-    lines = ["## PMSAN classifier: sizes and distillation initialisation", "",
-             "Command: `python benchmarks/bench_pmsan_classifier.py` (parameter counts on the meta device; "
-             f"Python {platform.python_version()}, torch {torch.__version__}).", "",
+    with Measurement() as measured:
+        sizes = []
+        for size, (phi, paper) in PAPER_SIZES.items():
+            trainer = f"nnUNetTrainerPMSANClassifier_{size.upper()}"
+            sizes.append({"trainer": trainer, "phi": phi, "paper": paper,
+                          "counts": [count(trainer, *plan) for plan in PLANS.values()]})
+        shares = [{"family": family, "teacher": teacher, "student": student,
+                   "copied_total": list(initialisation_share(preset, teacher, student))}
+                  for family, preset in (("PMSAN classifier", "pmsan_classifier_"), ("PMSAN-Seg", "pmsan_"))
+                  for teacher, student in CHAIN]
+    figures = {"plans": list(PLANS), "sizes": sizes, "initialisation": shares}
+    print(f"wrote {write_record(RECORD_NAME, figures, measurement=measured)}")
+    return 0
+
+
+TITLE = "PMSAN classifier: sizes and distillation initialisation"
+
+
+def render(records: list[dict]) -> str:
+    if not records:
+        return not_recorded(TITLE, "python benchmarks/bench_pmsan_classifier.py")
+    record = records[-1]
+    f = record["figures"]
+    lines = [f"## {TITLE}", "", provenance(record) + " Parameter counts on the meta device (no timing).", "",
              "Whole network (encoder + classification head), 2 input channels, 2 classes, built through nnU-Net's "
              "hook on two 3d_fullres plans:", "",
-             "| trainer | phi | paper | " + " | ".join(PLANS) + " | difference |", "|---|---|---|" + "---|" * (len(PLANS) + 1)]
-    for size, (phi, paper) in PAPER_SIZES.items():
-        trainer = f"nnUNetTrainerPMSANClassifier_{size.upper()}"
-        counts = [count(trainer, *plan) for plan in PLANS.values()]
-        lines.append(f"| `{trainer}` | {phi} | {paper / 1e6:.1f} M | " + " | ".join(f"{c / 1e6:.2f} M" for c in counts)
-                     + f" | {(counts[-1] - paper) / paper:+.1%} |")
+             "| trainer | phi | paper | " + " | ".join(f["plans"]) + " | difference |",
+             "|---|---|---|" + "---|" * (len(f["plans"]) + 1)]
+    for row in f["sizes"]:
+        counts, paper = row["counts"], row["paper"]
+        lines.append(f"| `{row['trainer']}` | {row['phi']} | {paper / 1e6:.1f} M | "
+                     + " | ".join(f"{c / 1e6:.2f} M" for c in counts) + f" | {(counts[-1] - paper) / paper:+.1%} |")
     lines += ["", "Students initialised from their teachers (chunk-wise slicing; five-level plan):", "",
               "| family | teacher -> student | parameters from the teacher | share |", "|---|---|---|---|"]
-    for family, preset in (("PMSAN classifier", "pmsan_classifier_"), ("PMSAN-Seg", "pmsan_")):
-        for teacher, student in CHAIN:
-            copied, total = initialisation_share(preset, teacher, student)
-            lines.append(f"| {family} | {teacher.upper()} -> {student.upper()} | {copied:,} of {total:,} | "
-                         f"{copied / total:.1%} |")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(RESULTS.read_text(encoding="utf-8"))
-    return 0
+    for row in f["initialisation"]:
+        copied, total = row["copied_total"]
+        lines.append(f"| {row['family']} | {row['teacher'].upper()} -> {row['student'].upper()} | {copied:,} of "
+                     f"{total:,} | {copied / total:.1%} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Selective scan on CPU, two suites measured side by side in one run each (one subprocess per measurement).
 
-    python benchmarks/bench_ssm.py                   # both suites
-    python benchmarks/bench_ssm.py --suite kernel    # writes benchmarks/results/ssm.md
-    python benchmarks/bench_ssm.py --suite training  # adds a record to results/ssm_training.json, renders .md
+    python benchmarks/bench_ssm.py                   # both suites, one record each in benchmarks/results/ssm/
+    python benchmarks/bench_ssm.py --suite kernel    # the kernel suite only
+    python benchmarks/bench_ssm.py --suite training  # the training suite only
     python benchmarks/bench_ssm.py --suite training --length 256 --channels 8 --repeats 1 --results-dir /tmp/x
 
 Suite "kernel": the package's numba kernel vs the algorithm of mamba-ssm's ``selective_scan_ref``, at
 (batch 1, d_inner 128, d_state 16, L 32768) and (batch 2, d_inner 512, d_state 16, L 4096), with Mamba's
-arguments (D, z, delta_bias, delta_softplus=True):
+arguments (D, z, delta_bias, delta_softplus=True), every method called ``--kernel-repeats`` times:
 - kernel:    ``nnunet_stroke.networks.ssm.selective_scan`` (numba forward/backward kernels)
 - torch_loop: the package's PyTorch token loop (backend torch_loop)
 - reference: ``reference_scan`` below -- materialises exp(delta A) and delta B u as (B, D, L, N) tensors and
@@ -29,7 +29,7 @@ just before it (``/proc/self/clear_refs`` reset, ``VmHWM``; Linux), one subproce
 mmap threshold fixed at 128 kB so freed blocks leave the resident set. It counts every CPU allocation of
 torch (tracemalloc would not); inputs excluded; outputs, gradients and what autograd keeps included. Time:
 wall clock, fastest of the repeated calls, and their process CPU time (summed over threads; steadier
-under other load). The training suite samples the 1-minute load average every 2 s and sets
+under other load). Both suites sample the 1-minute load average during the run; the training suite sets
 OMP_WAIT_POLICY=PASSIVE for every method: with OpenMP's default spinning, many multi-threaded PyTorch
 operations (chunked scan, pscan) stall at every barrier when other processes share the cores.
 """
@@ -39,21 +39,18 @@ import gc
 import importlib.util
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from records import RESULTS, Measurement, latest, not_recorded, provenance, write_record
 
 SIZES = [(1, 128, 16, 32768), (2, 512, 16, 4096)]
 METHODS = ("kernel", "torch_loop", "reference")
 MODES = ("inference", "forward+backward")
-REPEATS = {"kernel": 3, "torch_loop": 1, "reference": 1}
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+RECORD_NAME = "ssm"
 TRAINING_METHODS = ("torch_chunked", "torch_loop", "mambapy_pscan", "numba")
 MAMBAPY_MISSING = "mambapy is not installed; `pip install mambapy` to add this row (benchmark only, not a dependency)"
 
@@ -249,96 +246,70 @@ def _verdicts(results):
     return "\n".join(lines)
 
 
-def kernel_suite():
+def kernel_suite(args):
     import numba
-    import torch
 
-    load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as cache:
-        cold, warm = _child("compile", cache), _child("compile", cache)
-    results = {}
-    for size in SIZES:
-        for mode in MODES:
-            results[(size, mode)] = {m: _child("measure", m, mode, size, REPEATS[m]) for m in METHODS}
-            print(size, mode, results[(size, mode)], flush=True)
-    load_after = os.getloadavg()[0]
-    text = (
+    with Measurement() as measured:
+        with tempfile.TemporaryDirectory() as cache:
+            cold, warm = _child("compile", cache), _child("compile", cache)
+        results = []
+        for size in SIZES:
+            for mode in MODES:
+                row = {m: _child("measure", m, mode, size, args.kernel_repeats) for m in METHODS}
+                results.append({"size": list(size), "mode": mode, "methods": row})
+                print(size, mode, row, flush=True)
+    figures = {"suite": "kernel", "repeats": args.kernel_repeats, "numba": numba.__version__,
+               "numba_threads": numba.config.NUMBA_NUM_THREADS, "dtype": "float32", "results": results,
+               "compile_cold_s": cold["seconds"], "compile_warm_s": warm["seconds"]}
+    print(f"wrote {write_record(RECORD_NAME, figures, measurement=measured, results=args.results_dir)}")
+
+
+def render_kernel(record):
+    f = record["figures"]
+    results = {(tuple(r["size"]), r["mode"]): r["methods"] for r in f["results"]}
+    return (
         "## Selective scan on CPU: numba kernel vs mamba-ssm's reference algorithm\n\n"
-        f"Command: `python benchmarks/bench_ssm.py --suite kernel`; machine: {os.cpu_count()} cores, "
-        f"{platform.machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads), numba "
-        f"{numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads); float32; 1-minute load average "
-        f"{load_before:.1f} before and {load_after:.1f} after (other work on the machine slows every "
-        "method). Time: wall clock, fastest of 3 calls for the kernel, 1 call for the others; CPU: their "
-        "process CPU time. Peak memory: growth of the resident set during the first call (the script's "
-        "docstring says how); inputs excluded, outputs and gradients included.\n\n"
+        f"{provenance(record)} numba {f['numba']} ({f['numba_threads']} threads); {f['dtype']}. Time: wall "
+        f"clock, fastest of {f['repeats']} calls for every method; CPU: their process CPU time. Peak memory: growth "
+        "of the resident set during the first call (the script's docstring says how); inputs excluded, outputs "
+        "and gradients included.\n\n"
         + _table(results) + "\n\nTargets (kernel vs (a) for inference, vs (b) for forward+backward):\n"
         + _verdicts(results) + "\n\n"
-        f"numba first call (float32 forward+backward, tiny size): {cold['seconds']:.1f} s compiling "
-        f"with an empty cache, {warm['seconds']:.1f} s loading from the on-disk cache (`cache=True`).\n")
-    _write(RESULTS / "ssm.md", text)
-    print(text)
+        f"numba first call (float32 forward+backward, tiny size): {f['compile_cold_s']:.1f} s compiling "
+        f"with an empty cache, {f['compile_warm_s']:.1f} s loading from the on-disk cache (`cache=True`).\n")
 
 
-def _sample_load(samples, done, interval=2.0):
-    """Appends the 1-minute load average to ``samples`` every ``interval`` seconds until ``done`` is set."""
-    samples.append(os.getloadavg()[0])
-    while not done.wait(interval):
-        samples.append(os.getloadavg()[0])
-
-
-def _git_commit():
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, encoding="utf-8").stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "../nnunet_stroke/networks/ssm", "bench_ssm.py")
-    return git("rev-parse", "HEAD") + (" + uncommitted changes to the scan or this script" if dirty else "")
-
-
-def training_suite(args, command):
+def training_suite(args):
     import numba
-    import torch
 
     size = (1, args.channels, 16, args.length)
-    samples, done, rows = [], threading.Event(), {}
-    sampler = threading.Thread(target=_sample_load, args=(samples, done), daemon=True)
-    sampler.start()
-    for method in TRAINING_METHODS:
-        if method == "mambapy_pscan" and importlib.util.find_spec("mambapy") is None:
-            rows[method] = {"skipped": MAMBAPY_MISSING}
-        else:
-            measured = _child("measure", method, "forward+backward", size, args.repeats, threads=args.threads,
-                              omp_wait_policy=args.omp_wait_policy)
-            rows[method] = {**measured, **_child("error", method)}
-        print(method, rows[method], flush=True)
-    done.set()
-    sampler.join()
-    record = {
-        "command": command, "git_commit": _git_commit(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, numba "
-                   f"{numba.__version__}; {args.threads or torch.get_num_threads()} threads for torch and numba, "
-                   f"OMP_WAIT_POLICY={args.omp_wait_policy}",
-        "size": {"batch": size[0], "d_inner": size[1], "d_state": size[2], "length": size[3]},
-        "dtype": "float32", "mode": "forward+backward", "repeats": args.repeats, "methods": rows,
-        "load_average_1min": {"min": min(samples), "mean": round(statistics.fmean(samples), 2), "max": max(samples),
-                              "samples": len(samples), "interval_s": 2.0}}
-    path = args.results_dir / "ssm_training.json"
-    history = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-    _write(path, json.dumps(history + [record], indent=1) + "\n")
-    text = render_training(record)
-    _write(args.results_dir / "ssm_training.md", text)
-    print(text)
+    rows = {}
+    with Measurement(interval=2.0) as measured:
+        for method in TRAINING_METHODS:
+            if method == "mambapy_pscan" and importlib.util.find_spec("mambapy") is None:
+                rows[method] = {"skipped": MAMBAPY_MISSING}
+            else:
+                measured_row = _child("measure", method, "forward+backward", size, args.repeats,
+                                      threads=args.threads, omp_wait_policy=args.omp_wait_policy)
+                rows[method] = {**measured_row, **_child("error", method)}
+            print(method, rows[method], flush=True)
+    figures = {"suite": "training", "numba": numba.__version__, "threads": args.threads,
+               "omp_wait_policy": args.omp_wait_policy,
+               "size": {"batch": size[0], "d_inner": size[1], "d_state": size[2], "length": size[3]},
+               "dtype": "float32", "mode": "forward+backward", "repeats": args.repeats, "methods": rows}
+    print(f"wrote {write_record(RECORD_NAME, figures, measurement=measured, results=args.results_dir)}")
 
 
 def render_training(record):
     """Markdown section of one training-suite record."""
-    rows, size, load = record["methods"], record["size"], record["load_average_1min"]
+    f = record["figures"]
+    rows, size = f["methods"], f["size"]
     loop = rows["torch_loop"]
+    threads = f"{f['threads']} threads for torch and numba" if f.get("threads") else "their default threads"
     lines = ["## Selective scan backends for training (forward + backward) on CPU", "",
-             f"Command: `{record['command']}` at commit {record['git_commit']} ({record['utc']}); machine: "
-             f"{record['machine']}; {record['dtype']}; batch {size['batch']}, d_inner {size['d_inner']}, d_state "
-             f"{size['d_state']}, L {size['length']}. 1-minute load average during the run: {load['min']:.1f}-"
-             f"{load['max']:.1f} (mean {load['mean']:.1f}, {load['samples']} samples; other work slows every "
-             f"method). Every method ran {record['repeats']} times: fastest wall-clock time, its process CPU time, "
+             f"{provenance(record)} numba {f['numba']}, {threads}, OMP_WAIT_POLICY={f['omp_wait_policy']}; "
+             f"{f['dtype']}; batch {size['batch']}, d_inner {size['d_inner']}, d_state {size['d_state']}, L "
+             f"{size['length']}. Every method ran {f['repeats']} times: fastest wall-clock time, its process CPU time, "
              "growth of the resident set during the first call (see the script's docstring). Error: largest "
              "error of output and input gradients vs the float64 numba scan at (1, 16, 16, 300), relative.", "",
              "| method | time s | CPU s | peak extra memory MB | faster than token loop | less memory than token "
@@ -360,13 +331,16 @@ def render_training(record):
     return "\n".join(lines) + "\n"
 
 
-def _write(path, text):
-    """Atomic write: a temporary sibling renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)
+TITLE = "Selective scan on CPU"
+
+
+def render(records):
+    kernel, training = latest(records, suite="kernel"), latest(records, suite="training")
+    return "\n".join([
+        render_kernel(kernel) if kernel else not_recorded(f"{TITLE}: numba kernel vs mamba-ssm's reference algorithm",
+                                                          "python benchmarks/bench_ssm.py --suite kernel"),
+        render_training(training) if training else not_recorded(
+            f"{TITLE}: scan backends for training", "python benchmarks/bench_ssm.py --suite training")])
 
 
 def main(argv=None):
@@ -375,7 +349,9 @@ def main(argv=None):
     parser.add_argument("--length", type=int, default=16384, help="training suite: sequence length")
     parser.add_argument("--channels", type=int, default=128, help="training suite: d_inner")
     parser.add_argument("--repeats", type=int, default=3, help="training suite: calls per method (all equal)")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="training suite: where records go")
+    parser.add_argument("--kernel-repeats", type=int, default=2,
+                        help="kernel suite: calls per method and size (all equal; the reference takes ~45 s a call)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where records go")
     parser.add_argument("--threads", type=int, help="training suite: torch and numba threads (default: theirs)")
     parser.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE"),
                         help="training suite: idle OpenMP threads sleep or spin (the runtime's default)")
@@ -386,11 +362,10 @@ def main(argv=None):
         handler = {"compile": compile_seconds, "measure": measure, "error": max_error}[kind]
         print(json.dumps(handler(*rest)))
         return 0
-    command = "python benchmarks/bench_ssm.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.suite in ("all", "kernel"):
-        kernel_suite()
+        kernel_suite(args)
     if args.suite in ("all", "training"):
-        training_suite(args, command.strip())
+        training_suite(args)
     return 0
 
 

@@ -9,24 +9,17 @@ PlainConvUNet, widths 32-320). Same as nnU-Net prediction: eval mode, ``torch.in
 supervision. Every timed call gets a fresh random input; the two networks alternate call by call, so
 load from other processes hits both alike. Whole volume: ``nnUNetPredictor.predict_logits_from_
 preprocessed_data`` (Gaussian sliding window, tile step 0.5, no mirroring, CPU), one warm-up each.
-The 1-minute load average is sampled every 5 s during the run.
+The 1-minute load average is sampled every 5 s during the run; the records go to benchmarks/results/lbmnet/.
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import torch
+from records import Measurement, load_summary, not_recorded, provenance, write_record
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+RECORD_NAME = "lbmnet"
 PATCH = [80, 112, 112]
 STRIDES = [[1, 1, 1]] + [[2, 2, 2]] * 4
 CHANNELS, CLASSES = 2, 2
@@ -85,31 +78,6 @@ def build_networks(seed: int = 0) -> tuple[dict, object, object]:
     return networks, manager, configuration
 
 
-class LoadSampler:
-    """Samples the 1-minute load average every ``period`` seconds in a background thread."""
-
-    def __init__(self, period: float = 5.0):
-        self.period, self.samples, self._stop = period, [os.getloadavg()[0]], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self.samples.append(os.getloadavg()[0])
-
-    def __enter__(self) -> "LoadSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append(os.getloadavg()[0])
-
-    def summary(self) -> dict:
-        return {"min": min(self.samples), "median": statistics.median(self.samples), "max": max(self.samples),
-                "samples": len(self.samples)}
-
-
 def time_patch(networks: dict, repeats: int) -> dict:
     """{label: [seconds per forward]}: fresh input every call, networks alternating, one warm-up each."""
     times = {label: [] for label in networks}
@@ -147,90 +115,76 @@ def time_volume(networks: dict, manager, configuration, repeats: int, volume: tu
     return times
 
 
-def git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, encoding="utf-8")
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE, capture_output=True,
-                           text=True, encoding="utf-8").stdout.strip()
-    return result.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-
-
-def append_record(path: Path, record: dict) -> None:
-    """Adds ``record`` to the JSON list in ``path`` (a single earlier record becomes the list's first)."""
-    history = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-    write_atomically(path, json.dumps((history if isinstance(history, list) else [history]) + [record], indent=2) + "\n")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
-
-
-def machine(threads: int) -> str:
-    return f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch {torch.__version__}, " \
-           f"{threads} threads"
-
-
 def run_inference_ratio(repeats: int, volume_repeats: int, threads: int, volume: tuple[int, ...]) -> dict:
     torch.set_num_threads(threads)
     networks, manager, configuration = build_networks()
-    with LoadSampler() as load:
+    with Measurement() as measured:
         patch = time_patch(networks, repeats)
         whole = time_volume(networks, manager, configuration, volume_repeats, volume)
-    record = {"command": "python " + " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(threads),
-              "load_1min": load.summary(), "patch": PATCH, "strides": STRIDES, "volume": list(volume),
-              "patch_seconds": patch, "volume_seconds": whole,
-              "patch_ratio": statistics.median(patch[LBMNET]) / statistics.median(patch[UNET]),
-              "volume_ratio": statistics.median(whole[LBMNET]) / statistics.median(whole[UNET])}
-    append_record(RESULTS / "lbmnet_cpu_inference.json", record)
-    write_atomically(RESULTS / "lbmnet_cpu_inference.md", inference_markdown(record))
-    return record
+    figures = {"suite": "inference-ratio", "threads": threads, "patch": PATCH, "strides": STRIDES,
+               "volume": list(volume), "patch_seconds": patch, "volume_seconds": whole,
+               "patch_ratio": statistics.median(patch[LBMNET]) / statistics.median(patch[UNET]),
+               "volume_ratio": statistics.median(whole[LBMNET]) / statistics.median(whole[UNET])}
+    print(f"wrote {write_record(RECORD_NAME, figures, measurement=measured)}")
+    return figures
 
 
-def inference_markdown(record: dict) -> str:
-    load = record["load_1min"]
-    rows = []
-    for what, key, ratio in (("one patch, forward", "patch_seconds", "patch_ratio"),
-                             ("whole volume, nnUNetPredictor", "volume_seconds", "volume_ratio")):
-        seconds = {label: statistics.median(values) for label, values in record[key].items()}
-        rows.append(f"| {what} | {seconds[LBMNET]:.2f} | {seconds[UNET]:.2f} | {record[ratio]:.2f}x | "
-                    f"{len(record[key][LBMNET])} |")
-    return "\n".join([
-        "## LBMNet CPU inference against nnU-Net's planned 3D U-Net", "",
-        f"Command: `{record['command']}`; commit {record['git_commit']}; machine: {record['machine']}; 1-minute "
-        f"load average during the run: median {load['median']:.1f} (min {load['min']:.1f}, max {load['max']:.1f}, "
-        f"{load['samples']} samples; above the thread count other processes shared the cores).", "",
-        f"Networks from `nnUNetTrainerLBMNet` / `nnUNetTrainer.build_network_architecture` for the 2 mm ISLES-like "
-        f"plan (patch {'x'.join(map(str, record['patch']))}, strides [1,1,1] + 4 x [2,2,2], 2 channels, 2 classes), "
-        f"eval mode, inference mode, a fresh random input per call, the two networks alternating; median after one "
-        f"warm-up. Whole volume: {'x'.join(map(str, record['volume']))} voxels (ISLES'22 at 2 mm), "
-        "`predict_logits_from_preprocessed_data`, Gaussian sliding window, tile step 0.5, no mirroring.", "",
-        "| measurement | LBMNet (s) | nnU-Net U-Net (s) | LBMNet / U-Net | runs |", "|---|---|---|---|---|",
-        *rows, ""])
+INFERENCE_TITLE = "LBMNet CPU inference against nnU-Net's planned 3D U-Net"
+PROFILE_TITLE = "Where paper-scale LBMNet's CPU inference time goes"
+
+
+def render_inference_ratio(records: list[dict]) -> str:
+    """Every inference-ratio record, newest last: one row per run and measurement."""
+    if not records:
+        return not_recorded(INFERENCE_TITLE, "python benchmarks/bench_lbmnet.py --inference-ratio")
+    f = records[-1]["figures"]
+    lines = [f"## {INFERENCE_TITLE}", "",
+             f"Networks from `nnUNetTrainerLBMNet` / `nnUNetTrainer.build_network_architecture` for the 2 mm "
+             f"ISLES-like plan (patch {'x'.join(map(str, f['patch']))}, strides [1,1,1] + 4 x [2,2,2], 2 channels, "
+             "2 classes), eval mode, inference mode, a fresh random input per call, the two networks alternating; "
+             f"median after one warm-up. Whole volume: {'x'.join(map(str, f['volume']))} voxels (ISLES'22 at 2 mm), "
+             "`predict_logits_from_preprocessed_data`, Gaussian sliding window, tile step 0.5, no mirroring. "
+             f"{len(records)} run(s), oldest first.", "",
+             "| run | measurement | LBMNet (s) | nnU-Net U-Net (s) | LBMNet / U-Net | calls | 1-minute load average |",
+             "|---|---|---|---|---|---|---|"]
+    for number, record in enumerate(records, 1):
+        figures, load = record["figures"], record.get("load_average_1min")
+        load_text = load_summary(load)
+        for what, key, ratio in (("one patch, forward", "patch_seconds", "patch_ratio"),
+                                 ("whole volume, nnUNetPredictor", "volume_seconds", "volume_ratio")):
+            seconds = {label: statistics.median(values) for label, values in figures[key].items()}
+            lines.append(f"| {number} | {what} | {seconds[LBMNET]:.2f} | {seconds[UNET]:.2f} | {figures[ratio]:.2f}x | "
+                         f"{len(figures[key][LBMNET])} | {load_text} |")
+    lines += [""] + [f"Run {n}: {provenance(r)}" for n, r in enumerate(records, 1)] + [""]
+    return "\n".join(lines)
 
 
 def run_profile(repeats: int, threads: int) -> list[dict]:
-    """Per-module-kind self time of paper LBMNet's forward (after one warm-up) -> lbmnet_profile.md/.json."""
+    """Per-module-kind self time of paper LBMNet's forward (after one warm-up) -> a record (suite profile)."""
     from lbmnet_module_profile import profile_forward
 
     torch.set_num_threads(threads)
     networks, _, _ = build_networks()
     network = networks[LBMNET]
-    with LoadSampler() as load:
+    with Measurement() as measured:
         with torch.inference_mode():
             network(torch.randn(1, CHANNELS, *PATCH))  # warm-up: numba compilation, oneDNN primitives
         rows, wall = profile_forward(network, torch.randn(1, CHANNELS, *PATCH), repeats)
-    record = {"command": "python " + " ".join(sys.argv), "git_commit": git_commit(), "machine": machine(threads),
-              "load_1min": load.summary(), "forward_seconds": wall, "rows": rows}
-    append_record(RESULTS / "lbmnet_profile.json", record)
-    table = [f"| {r['kind']} | {r['calls']} | {r['seconds']:.2f} | {100 * r['share']:.1f} |" for r in rows]
-    write_atomically(RESULTS / "lbmnet_profile.md", "\n".join([
-        "## Where paper-scale LBMNet's CPU inference time goes", "",
-        f"Command: `{record['command']}`; commit {record['git_commit']}; machine: {record['machine']}; 1-minute "
-        f"load average during the run: median {load.summary()['median']:.1f}. Network from "
-        "`nnUNetTrainerLBMNet.build_network_architecture` (ISLES-like plan, one 80x112x112 patch, batch 1, "
-        f"inference mode), mean of {repeats} forward passes after a warm-up: {wall:.2f} s per pass. Self time per "
-        "module kind from forward hooks (a module's time minus its children's; element-wise work in a block's own "
-        "forward counts for the block; `benchmarks/lbmnet_module_profile.py`).", "",
-        "| module kind | calls per pass | seconds per pass | share (%) |", "|---|---|---|---|", *table, ""]))
+    figures = {"suite": "profile", "threads": threads, "repeats": repeats, "forward_seconds": wall, "rows": rows}
+    print(f"wrote {write_record(RECORD_NAME, figures, measurement=measured)}")
     return rows
+
+
+def render_profile(record: dict | None) -> str:
+    if record is None:
+        return not_recorded(PROFILE_TITLE, "python benchmarks/bench_lbmnet.py --profile")
+    f = record["figures"]
+    table = [f"| {r['kind']} | {r['calls']} | {r['seconds']:.2f} | {100 * r['share']:.1f} |" for r in f["rows"]]
+    repeats = f"mean of {f['repeats']} forward passes" if f.get("repeats") else "forward passes"
+    return "\n".join([
+        f"## {PROFILE_TITLE}", "", provenance(record), "",
+        "Network from `nnUNetTrainerLBMNet.build_network_architecture` (ISLES-like plan, one 80x112x112 patch, "
+        f"batch 1, inference mode), {repeats} after a warm-up: {f['forward_seconds']:.2f} s per pass. Self time "
+        "per module kind from forward hooks (a module's time minus its children's; element-wise work in a block's "
+        "own forward counts for the block; `benchmarks/lbmnet_module_profile.py`).", "",
+        "| module kind | calls per pass | seconds per pass | share (%) |", "|---|---|---|---|", *table, ""])
