@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks.conventions import stage_features
+from nnunet_stroke.networks.blocks.deep_supervision import DeepSupervisionDecoder
 from nnunet_stroke.networks.blocks.bagf import BAGF
 from nnunet_stroke.networks.blocks.bsc_mamba import BSCMamba
 from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm, ConvNormAct, ResidualBlock
@@ -37,11 +39,6 @@ from nnunet_stroke.networks.blocks.lsc import LSCBlock
 from nnunet_stroke.networks.registry import register_architecture
 
 ENCODER_BLOCKS = ("lsc", "residual", "conv")
-
-
-def channel_widths(levels: int, base_channels: int, max_channels: int) -> list[int]:
-    """C_l = min(base_channels * 2^l, max_channels) for l = 0 .. levels-1."""
-    return [min(base_channels * 2 ** level, max_channels) for level in range(levels)]
 
 
 def check_plan(patch_size: Sequence[int], strides: Sequence[Sequence[int]]) -> None:
@@ -104,14 +101,13 @@ class LBMNetDecoderStage(nn.Module):
         return self.blocks(self.fusion(skip, self.upsample(coarse)))
 
 
-class LBMNetDecoder(nn.Module):
+class LBMNetDecoder(DeepSupervisionDecoder):
     """Level features (finest first) -> logits or, with ``deep_supervision``, a list, finest first."""
 
     def __init__(self, widths: Sequence[int], strides: Sequence[Sequence[int]], num_classes: int, dim: int,
                  norm: str, blocks: int, ssm_levels: Sequence[int], deep_supervision: bool, block_kwargs: dict,
                  skip_kwargs: dict):
-        super().__init__()
-        self.deep_supervision = deep_supervision
+        super().__init__(deep_supervision)
         coarse_to_fine = range(len(widths) - 2, -1, -1)
         self.ssm_levels = tuple(sorted(ssm_levels))
         self.stages = nn.ModuleList(
@@ -119,17 +115,24 @@ class LBMNetDecoder(nn.Module):
                                level in ssm_levels, block_kwargs, skip_kwargs) for level in coarse_to_fine)
         self.heads = nn.ModuleList(nd.conv(dim)(widths[level], num_classes, 1) for level in coarse_to_fine)
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
-        x = features[-1]
-        outputs = []
-        for index, (stage, head) in enumerate(zip(self.stages, self.heads)):
-            x = stage(x, features[-index - 2])
-            if self.deep_supervision or index == len(self.stages) - 1:
-                outputs.append(head(x))
-        return outputs[::-1] if self.deep_supervision else outputs[0]
+    def decode_stage(self, index: int, coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.stages[index](coarse, skip)
+
+    def segmentation_head(self, index: int) -> nn.Module:
+        return self.heads[index]
 
 
 class LBMNet(nn.Module):
+    """LBMNet: the encoder's level features, finest first, go through the decoder.
+
+    Args:
+        encoder: :class:`LBMNetEncoder`.
+        decoder: :class:`LBMNetDecoder` (holds nnU-Net's switch ``decoder.deep_supervision``).
+
+    Shapes: ``(B, C_in, *patch) -> (B, classes, *patch)``, or with deep supervision ``len(strides) - 1``
+    logits at ``patch / cumprod(strides)[i]``, highest resolution first.
+    """
+
     def __init__(self, encoder: LBMNetEncoder, decoder: LBMNetDecoder):
         super().__init__()
         self.encoder = encoder
@@ -163,7 +166,7 @@ def build_lbmnet(*, input_channels: int, num_classes: int, patch_size: Sequence[
     """LBMNet for a planned patch and pooling; the defaults are the paper-scale preset ``lbmnet``."""
     check_plan(patch_size, strides)
     dim, levels = len(patch_size), len(strides)
-    widths = channel_widths(levels, base_channels, max_channels)
+    widths = stage_features(levels, base_channels, max_channels)  # C_l = min(base * 2^l, max)
     encoder = LBMNetEncoder(input_channels, widths, strides, dim, norm, encoder_block, encoder_blocks,
                             tuple(lsc_kernels), lsc_refine)
     decoder = LBMNetDecoder(

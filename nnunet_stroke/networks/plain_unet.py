@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
+from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks.conventions import stage_features
 from nnunet_stroke.networks.registry import register_architecture
 
 
@@ -21,17 +23,15 @@ from nnunet_stroke.networks.registry import register_architecture
 def build_plain_unet(*, input_channels: int, num_classes: int, patch_size: Sequence[int],
                      strides: Sequence[Sequence[int]], deep_supervision: bool, base_channels: int = 32,
                      max_channels: int = 320, n_conv_per_stage: int = 2) -> PlainConvUNet:
-    dim = len(patch_size)
-    if dim not in (2, 3):
-        raise ValueError(f"plain_unet works on 2D or 3D patches, got patch_size {tuple(patch_size)}")
+    dim = nd.dim_of(patch_size)
     levels = len(strides)
     network = PlainConvUNet(
         input_channels=input_channels, n_stages=levels,
-        features_per_stage=[min(base_channels * 2 ** level, max_channels) for level in range(levels)],
-        conv_op=nn.Conv3d if dim == 3 else nn.Conv2d, kernel_sizes=[[3] * dim] * levels,
+        features_per_stage=stage_features(levels, base_channels, max_channels),
+        conv_op=nd.conv(dim), kernel_sizes=[[3] * dim] * levels,
         strides=[list(s) for s in strides], n_conv_per_stage=[n_conv_per_stage] * levels, num_classes=num_classes,
         n_conv_per_stage_decoder=[n_conv_per_stage] * (levels - 1), conv_bias=True,
-        norm_op=nn.InstanceNorm3d if dim == 3 else nn.InstanceNorm2d, norm_op_kwargs={"eps": 1e-5, "affine": True},
+        norm_op=nd.norm_class("instance", dim), norm_op_kwargs={"eps": 1e-5, "affine": True},
         nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True}, deep_supervision=deep_supervision)
     network.apply(network.initialize)
     return network

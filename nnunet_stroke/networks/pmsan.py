@@ -31,12 +31,14 @@ nnU-Net's targets are downsampled to. The patch's slice count must be divisible 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnunet_stroke.networks.blocks.conventions import init_he
 from nnunet_stroke.networks.blocks.cross_scale_attention import CrossScaleAttention
 from nnunet_stroke.networks.blocks.detection_head import DetectionHead
 from nnunet_stroke.networks.blocks.multiscale import MultiScaleBlock, conv_norm_act
@@ -53,6 +55,19 @@ def per_level(values: Sequence[int], num_levels: int) -> list[int]:
 
 
 class PMSANStage(nn.Module):
+    """One encoder level: strided conv-norm-act, ``depth`` multi-scale blocks, optional slice recurrence.
+
+    Args:
+        in_channels, channels: channels in and out.
+        stride: the in-plane stride of the level.
+        depth: number of multi-scale blocks.
+        num_paths: resolutions per multi-scale block.
+        recurrent_hidden: hidden channels of the ConvGRU across slices, None for none.
+        slice_pool: slices per recurrent step (the level's cumulative slice stride).
+
+    Shapes: ``forward(x, num_slices)``: ``(B * S, C_in, H, W) -> (B * S, C, H / s, W / s)``.
+    """
+
     def __init__(self, in_channels: int, channels: int, stride: Sequence[int], depth: int, num_paths: int,
                  recurrent_hidden: int | None, slice_pool: int = 1):
         super().__init__()
@@ -99,6 +114,23 @@ class PMSANEncoder(nn.Module):
 
 
 class PMSAN(nn.Module):
+    """PMSAN segmentation network with a detection head (module docstring).
+
+    Args:
+        input_channels, num_classes: image channels and segmentation classes.
+        patch_size, strides: nnU-Net's planned patch and pooling (2D or 3D).
+        deep_supervision: nnU-Net's switch (``decoder.deep_supervision``).
+        widths, depths: channels and multi-scale blocks of every level.
+        num_paths: resolutions per multi-scale block.
+        recurrent_levels, recurrent_reduction: coarsest levels with slice recurrence, its channel reduction.
+        attention_dim, attention_head_dim, attention_grid: cross-scale attention sizes.
+        detection_hidden: hidden width of the detection head.
+        decoder_convs_per_stage: conv units per decoder stage.
+
+    Shapes: ``(B, C, D, H, W)`` or ``(B, C, H, W)`` -> logits of the same spatial size (a list with deep
+    supervision); the detection logit ``(B,)`` is kept in ``last_detection_logit``.
+    """
+
     def __init__(self, input_channels: int, num_classes: int, patch_size: Sequence[int],
                  strides: Sequence[Sequence[int]], deep_supervision: bool, widths: Sequence[int],
                  depths: Sequence[int], num_paths: int = 3, recurrent_levels: int = 2, recurrent_reduction: int = 4,
@@ -122,7 +154,7 @@ class PMSAN(nn.Module):
         self.detection_head = DetectionHead(widths[-1], detection_hidden)
         self.decoder = UNetDecoder2d(widths, strides_2d, num_classes, deep_supervision, decoder_convs_per_stage)
         self.last_detection_logit: torch.Tensor | None = None
-        self.apply(_init_weights)
+        self.apply(partial(init_he, linear=True))  # He as in nnU-Net, linear layers too
 
     def _to_volume(self, logits: torch.Tensor, batch: int, level: int) -> torch.Tensor:
         """(batch * slices, K, h, w) -> (batch, K, slices / slice_pooling[level], h, w)."""
@@ -142,14 +174,6 @@ class PMSAN(nn.Module):
         if isinstance(segmentation, list):
             return [self._to_volume(s, batch, level) for level, s in enumerate(segmentation)]
         return self._to_volume(segmentation, batch, 0)
-
-
-def _init_weights(module: nn.Module) -> None:
-    """He initialisation as in nnU-Net (leaky ReLU slope 1e-2), zero biases."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.kaiming_normal_(module.weight, a=1e-2)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 @register_architecture("pmsan", params_from=PMSAN)

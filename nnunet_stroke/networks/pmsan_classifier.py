@@ -23,12 +23,14 @@ on the number of input channels only.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.pmsan import PMSANEncoder, _init_weights
+from nnunet_stroke.networks.blocks.conventions import init_he
+from nnunet_stroke.networks.pmsan import PMSANEncoder
 from nnunet_stroke.networks.pmsan_scaling import scaled_depth, scaled_width
 from nnunet_stroke.networks.registry import register_architecture
 
@@ -48,6 +50,18 @@ class ClassificationHead(nn.Module):
 
 
 class PMSANClassifier(nn.Module):
+    """PMSAN's patient-level classifier (module docstring).
+
+    Args:
+        input_channels, num_classes: image channels and classes.
+        widths, depths: channels and multi-scale blocks of every level.
+        num_paths, recurrent_levels, recurrent_reduction: as in :class:`~nnunet_stroke.networks.pmsan.PMSAN`.
+        attention_dim, attention_head_dim, attention_grid: cross-scale attention sizes.
+        head_hidden: hidden width of the classification head.
+
+    Shapes: ``(B, C, D, H, W)`` or ``(B, C, H, W)`` -> class logits ``(B, num_classes)``.
+    """
+
     def __init__(self, input_channels: int, num_classes: int, widths: Sequence[int], depths: Sequence[int],
                  num_paths: int = 3, recurrent_levels: int = 2, recurrent_reduction: int = 4,
                  attention_dim: int = 128, attention_head_dim: int = 32, attention_grid: int = 8,
@@ -60,7 +74,7 @@ class PMSANClassifier(nn.Module):
                                     recurrent_reduction, attention_dim, attention_head_dim, attention_grid,
                                     slice_pooling=[1] * len(widths))
         self.head = ClassificationHead(widths[-1], head_hidden, num_classes)
-        self.apply(_init_weights)
+        self.apply(partial(init_he, linear=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # one 2D image: a volume of one slice

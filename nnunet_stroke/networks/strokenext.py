@@ -58,6 +58,19 @@ class TransformationLayer(nn.Module):
 
 
 class StrokeNeXt(nn.Module):
+    """Two ConvNeXt encoders (slice and mirror image), a 1D convolutional decoder and a head.
+
+    Args:
+        input_channels, num_classes: image channels and classes.
+        encoder: timm ConvNeXt name; ``encoder_overrides`` its constructor arguments.
+        shared_weights: one encoder applied to both branches.
+        image_size: side the slice is resized to inside the network.
+        decoder_dim, decoder_layers, decoder_kernel: the decoder's width, layers and kernel.
+        dropout: before the head's linear layer; ``drop_path_rate``: the encoders' stochastic depth.
+
+    Shapes: ``(B, C, H, W) -> (B, num_classes)``.
+    """
+
     def __init__(self, input_channels: int, num_classes: int, encoder: str = "convnext_tiny",
                  encoder_overrides: dict | None = None, shared_weights: bool = False, image_size: int = 224,
                  decoder_dim: int = 256, decoder_layers: int = 2, decoder_kernel: int = 3, dropout: float = 0.2,

@@ -12,11 +12,20 @@ from __future__ import annotations
 from monai.networks.nets import AttentionUnet
 from torch import nn
 
-from nnunet_stroke.networks.baselines.common import NoDeepSupervision, require_no_deep_supervision, stage_features
+from nnunet_stroke.networks.baselines.common import NoDeepSupervision, require_no_deep_supervision
+from nnunet_stroke.networks.blocks.conventions import stage_features
 from nnunet_stroke.networks.registry import register_architecture
 
 
 class AttentionUNet(nn.Module):
+    """MONAI's Attention U-Net with nnU-Net's ``decoder.deep_supervision`` attribute (always False).
+
+    Args:
+        network: the MONAI ``AttentionUnet`` built for the plan.
+
+    Shapes: ``(B, C_in, *patch) -> (B, classes, *patch)``.
+    """
+
     def __init__(self, network: AttentionUnet):
         super().__init__()
         self.network = network

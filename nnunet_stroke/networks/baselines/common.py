@@ -1,6 +1,5 @@
 """Building blocks shared by the baselines.
 
-- ``stage_features``: nnU-Net's width rule ``min(base * 2**i, max)`` per resolution stage.
 - ``BasicResBlock`` and ``UpsampleLayer``: the residual block (conv-norm-act-conv-norm + 1x1 projection
   shortcut, then act) and the nearest-neighbour upsampling + 1x1 conv of STU-Net (Huang et al. 2023,
   ``STUNet.py``) and U-Mamba (Ma et al. 2024, ``UMambaBot_3d.py``), which define them identically.
@@ -10,7 +9,6 @@
 - ``require_no_deep_supervision``: the error raised when a network without deep supervision is asked
   for it (its trainer switches nnU-Net's deep supervision off); ``NoDeepSupervision`` is such a
   network's ``decoder`` attribute, so that ``network.decoder.deep_supervision`` exists (always False).
-- ``init_he``: nnU-Net's He initialisation, which STU-Net and U-Mamba apply to their convolutions.
 """
 from __future__ import annotations
 
@@ -19,22 +17,8 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from dynamic_network_architectures.building_blocks.helper import get_matching_instancenorm
 from torch import nn
-
-
-def conv_op_for(patch_size: Sequence[int]) -> type[nn.Module]:
-    if len(patch_size) not in (2, 3):
-        raise ValueError(f"patch_size must have 2 or 3 axes, got {tuple(patch_size)}")
-    return nn.Conv3d if len(patch_size) == 3 else nn.Conv2d
-
-
-def instance_norm_for(patch_size: Sequence[int]) -> type[nn.Module]:
-    return nn.InstanceNorm3d if len(patch_size) == 3 else nn.InstanceNorm2d
-
-
-def stage_features(n_stages: int, base_features: int, max_features: int) -> list[int]:
-    """nnU-Net's channel widths: ``min(base * 2**i, max)`` for stage i."""
-    return [min(base_features * 2 ** i, max_features) for i in range(n_stages)]
 
 
 def require_no_deep_supervision(name: str, deep_supervision: bool) -> None:
@@ -49,7 +33,7 @@ class BasicResBlock(nn.Module):
     def __init__(self, conv_op, input_channels: int, output_channels: int, kernel_size=3, stride=1,
                  use_1x1conv: bool = False):
         super().__init__()
-        norm_op = nn.InstanceNorm3d if conv_op is nn.Conv3d else nn.InstanceNorm2d
+        norm_op = get_matching_instancenorm(conv_op)
         padding = [k // 2 for k in kernel_size] if isinstance(kernel_size, (list, tuple)) else kernel_size // 2
         self.conv1 = conv_op(input_channels, output_channels, kernel_size, stride=stride, padding=padding)
         self.norm1 = norm_op(output_channels, eps=1e-5, affine=True)
@@ -110,10 +94,3 @@ class PadToMultiple(nn.Module):
         out = self.network(F.pad(x, pad) if any(pad) else x)
         return out[(..., *(slice(0, s) for s in spatial))]
 
-
-def init_he(module: nn.Module, neg_slope: float = 1e-2) -> None:
-    """nnU-Net's ``InitWeights_He``: Kaiming-normal convolution weights (LeakyReLU slope), zero biases."""
-    if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-        nn.init.kaiming_normal_(module.weight, a=neg_slope)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)

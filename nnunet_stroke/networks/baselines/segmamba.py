@@ -113,11 +113,28 @@ class GSC(nn.Module):
 
 
 class MlpChannel(nn.Sequential):
+    """1x1x1 convolution MLP over channels: ``(B, C, D, H, W) -> (B, C, D, H, W)``.
+
+    Args:
+        channels: C in and out.
+        hidden: hidden channels.
+    """
+
     def __init__(self, channels: int, hidden: int):
         super().__init__(nn.Conv3d(channels, hidden, 1), nn.GELU(), nn.Conv3d(hidden, channels, 1))
 
 
 class MambaEncoder(nn.Module):
+    """SegMamba's encoder: a 7^3 stem and three downsamplings, each followed by tri-orientated Mamba blocks.
+
+    Args:
+        in_chans: image channels.
+        depths: Mamba blocks per stage; ``dims``: channels per stage.
+        poolings: the four downsampling strides.
+
+    Shapes: ``(B, C_in, *patch)`` -> four stage features ``(B, dims[i], *patch / cumprod(poolings)[i])``.
+    """
+
     def __init__(self, in_chans, depths, dims, poolings):
         super().__init__()
         self.downsample_layers = nn.ModuleList([nn.Conv3d(in_chans, dims[0], 7, stride=poolings[0], padding=3)])
@@ -138,6 +155,18 @@ class MambaEncoder(nn.Module):
 
 
 class SegMamba(nn.Module):
+    """SegMamba (Xing et al. 2024) on nnU-Net's planned pooling (module docstring).
+
+    Args:
+        in_chans, out_chans: image channels and classes.
+        strides: nnU-Net's planned strides (the first four downsamplings are used).
+        depths, feat_size: Mamba blocks and channels per encoder stage.
+        hidden_size: channels of the bottleneck.
+        norm_name: normalisation of the UNETR-block decoder.
+
+    Shapes: ``(B, C_in, D, H, W) -> (B, classes, D, H, W)``.
+    """
+
     def __init__(self, in_chans, out_chans, strides, depths=(2, 2, 2, 2), feat_size=(48, 96, 192, 384),
                  hidden_size=768, norm_name="instance"):
         super().__init__()

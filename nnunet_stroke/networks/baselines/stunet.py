@@ -20,7 +20,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.baselines.common import BasicResBlock, UpsampleLayer, conv_op_for, init_he
+from nnunet_stroke.networks.baselines.common import BasicResBlock, UpsampleLayer
+from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks.conventions import init_he
 from nnunet_stroke.networks.registry import register_architecture
 
 STUNET_POOLINGS = 5  # STU-Net always has six stages
@@ -33,6 +35,20 @@ def stunet_poolings(strides: Sequence[Sequence[int]], n_dims: int) -> list[tuple
 
 
 class STUNetDecoder(nn.Module):
+    """STU-Net's decoder: nearest upsampling + 1x1 conv, concatenation, residual blocks, 1x1 heads.
+
+    Args:
+        conv_op: ``nn.Conv2d`` or ``nn.Conv3d``.
+        dims, depth: channels and residual blocks per level.
+        poolings: the encoder's strides below level 0.
+        num_classes: logits per voxel.
+        n_outputs: deep-supervision outputs nnU-Net expects.
+        deep_supervision: nnU-Net's switch.
+
+    Shapes: ``forward(bottleneck, skips)`` -> ``(B, classes, *patch)``, or ``n_outputs`` logits, highest
+    resolution first.
+    """
+
     def __init__(self, conv_op, dims, depth, poolings, num_classes, n_outputs, deep_supervision):
         super().__init__()
         self.deep_supervision = deep_supervision
@@ -92,5 +108,4 @@ class STUNet(nn.Module):
 
 @register_architecture("stunet")
 def build_stunet(*, input_channels, num_classes, patch_size, strides, deep_supervision, dims, depth):
-    conv_op_for(patch_size)
-    return STUNet(input_channels, num_classes, strides, dims, depth, deep_supervision, n_dims=len(patch_size))
+    return STUNet(input_channels, num_classes, strides, dims, depth, deep_supervision, n_dims=nd.dim_of(patch_size))

@@ -23,7 +23,8 @@ from dynamic_network_architectures.building_blocks.plain_conv_encoder import Pla
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from torch import nn
 
-from nnunet_stroke.networks.baselines.common import conv_op_for, init_he, instance_norm_for, stage_features
+from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks.conventions import init_he, stage_features
 from nnunet_stroke.networks.registry import register_architecture
 
 
@@ -70,10 +71,23 @@ class BottleneckTransformer(nn.Module):
 
 
 class TransUNet(nn.Module):
+    """nnU-Net CNN encoder, a ViT on the bottleneck tokens, nnU-Net's decoder (module docstring).
+
+    Args:
+        input_channels, num_classes: image channels and classes.
+        patch_size, strides: nnU-Net's planned patch and pooling.
+        features: channels per stage.
+        hidden_size, mlp_dim, num_heads, num_layers, dropout_rate: the transformer's sizes.
+        deep_supervision: nnU-Net's switch.
+
+    Shapes: ``(B, C_in, *patch) -> (B, classes, *patch)``, or a list with deep supervision.
+    """
+
     def __init__(self, input_channels, num_classes, patch_size, strides, features, hidden_size, mlp_dim,
                  num_heads, num_layers, deep_supervision=False, dropout_rate=0.0):
         super().__init__()
-        conv_op, norm_op = conv_op_for(patch_size), instance_norm_for(patch_size)
+        dim = nd.dim_of(patch_size)
+        conv_op, norm_op = nd.conv(dim), nd.norm_class("instance", dim)
         common = dict(conv_bias=True, norm_op=norm_op, norm_op_kwargs={"eps": 1e-5, "affine": True},
                       nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True})
         self.encoder = PlainConvEncoder(input_channels, len(features), features, conv_op, 3, strides, 2,

@@ -27,8 +27,10 @@ import torch
 from dynamic_network_architectures.building_blocks.residual import BasicBlockD
 from torch import nn
 
-from nnunet_stroke.networks.baselines.common import (BasicResBlock, UpsampleLayer, conv_op_for, init_he,
-                                                     instance_norm_for, stage_features)
+from nnunet_stroke.networks.baselines.common import BasicResBlock, UpsampleLayer
+from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks.deep_supervision import DeepSupervisionDecoder
+from nnunet_stroke.networks.blocks.conventions import init_he, stage_features
 from nnunet_stroke.networks.registry import register_architecture
 from nnunet_stroke.networks.ssm import Mamba
 
@@ -87,10 +89,21 @@ class UNetResEncoder(nn.Module):
         return skips
 
 
-class UNetResDecoder(nn.Module):
+class UNetResDecoder(DeepSupervisionDecoder):
+    """U-Mamba's decoder: nearest upsampling + 1x1 conv, concatenation, residual blocks, 1x1 heads.
+
+    Args:
+        conv_op, norm_op: the dimension's convolution and normalisation classes.
+        features: channels per stage; ``strides``: the planned strides.
+        n_blocks: residual blocks per decoder stage.
+        num_classes: logits per voxel.
+        deep_supervision: nnU-Net's switch.
+
+    Shapes: as :class:`~nnunet_stroke.networks.blocks.deep_supervision.DeepSupervisionDecoder`.
+    """
+
     def __init__(self, conv_op, norm_op, features, strides, n_blocks, num_classes, deep_supervision):
-        super().__init__()
-        self.deep_supervision = deep_supervision
+        super().__init__(deep_supervision)
         n = len(features)
         self.upsample_layers = nn.ModuleList(
             UpsampleLayer(conv_op, features[-s], features[-(s + 1)], strides[-s]) for s in range(1, n))
@@ -100,14 +113,11 @@ class UNetResDecoder(nn.Module):
         self.seg_layers = nn.ModuleList(conv_op(features[-(s + 1)], num_classes, 1, 1, 0, bias=True)
                                         for s in range(1, n))
 
-    def forward(self, skips):
-        x = skips[-1]
-        outputs = []
-        for s, (upsample, stage, head) in enumerate(zip(self.upsample_layers, self.stages, self.seg_layers)):
-            x = stage(torch.cat((upsample(x), skips[-(s + 2)]), 1))
-            if self.deep_supervision or s == len(self.stages) - 1:
-                outputs.append(head(x))
-        return outputs[::-1] if self.deep_supervision else outputs[-1]
+    def decode_stage(self, index: int, coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.stages[index](torch.cat((self.upsample_layers[index](coarse), skip), 1))
+
+    def segmentation_head(self, index: int) -> nn.Module:
+        return self.seg_layers[index]
 
 
 def umamba_blocks(n_stages: int, n_blocks_encoder: int, n_blocks_decoder: int) -> tuple[list[int], list[int]]:
@@ -129,7 +139,8 @@ class UMamba(nn.Module):
         super().__init__()
         if variant not in ("bot", "enc"):
             raise ValueError(f"U-Mamba variant must be 'bot' or 'enc', got {variant!r}")
-        conv_op, norm_op = conv_op_for(patch_size), instance_norm_for(patch_size)
+        dim = nd.dim_of(patch_size)
+        conv_op, norm_op = nd.conv(dim), nd.norm_class("instance", dim)
         enc_blocks, dec_blocks = umamba_blocks(len(features), n_blocks_encoder, n_blocks_decoder)
         mamba_dims = None
         if variant == "enc":

@@ -19,22 +19,33 @@ import torch
 from dynamic_network_architectures.building_blocks.simple_conv_blocks import StackedConvBlocks
 from torch import nn
 
-from nnunet_stroke.networks.baselines.common import conv_op_for, init_he, stage_features
+from nnunet_stroke.networks.blocks import nd
+from nnunet_stroke.networks.blocks.conventions import init_he, stage_features
 from nnunet_stroke.networks.registry import register_architecture
-
-_NORMS = {"instance": {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}, "batch": {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}}
 
 
 class UNetPlusPlus(nn.Module):
+    """UNet++ with nested dense skip pathways on the planned pooling (module docstring).
+
+    Args:
+        input_channels, num_classes: image channels and classes.
+        strides: nnU-Net's planned strides (2D or 3D).
+        features: channels per level.
+        norm: ``"instance"``, ``"batch"`` or None.
+        deep_supervision: heads on the last node of every level.
+
+    Shapes: ``(B, C_in, *patch) -> (B, classes, *patch)``, or ``len(strides) - 1`` logits with deep
+    supervision, highest resolution first.
+    """
+
     def __init__(self, input_channels, num_classes, strides, features, norm="instance", deep_supervision=False):
         super().__init__()
-        n_dims = len(strides[0])
-        conv_op = conv_op_for(strides[0])
-        if norm is not None and norm not in _NORMS:
+        n_dims = nd.dim_of(strides[0])
+        conv_op = nd.conv(n_dims)
+        if norm is not None and norm not in nd.NORMS:
             raise ValueError(f"UNet++ norm must be 'instance', 'batch' or null, got {norm!r}")
-        norm_op = _NORMS[norm][n_dims] if norm else None
-        pool_op = nn.MaxPool3d if n_dims == 3 else nn.MaxPool2d
-        transpose_op = nn.ConvTranspose3d if n_dims == 3 else nn.ConvTranspose2d
+        norm_op = nd.norm_class(norm, n_dims) if norm else None
+        pool_op, transpose_op = nd.max_pool(n_dims), nd.conv_transpose(n_dims)
         levels = len(features)
 
         def block(in_channels, out_channels):
@@ -85,7 +96,7 @@ class _Heads(nn.Module):
 @register_architecture("unetpp")
 def build_unetpp(*, input_channels, num_classes, patch_size, strides, deep_supervision, base_features, max_features,
                  norm="instance"):
-    conv_op_for(patch_size)
+    nd.dim_of(patch_size)
     if len(strides) < 2:
         raise ValueError(f"UNet++ needs at least one downsampling; the plans have strides {strides}")
     features = stage_features(len(strides), base_features, max_features)

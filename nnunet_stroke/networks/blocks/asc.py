@@ -23,6 +23,18 @@ from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm
 
 
 class ASCBlock(nn.Module):
+    """Adaptive Spatial Convolution, eq. 4-5 (see the module docstring).
+
+    Args:
+        channels: C, kept from input to output.
+        dim: 2 or 3 spatial dimensions.
+        norm: ``"batch"`` or ``"instance"``.
+        se_reduction: channel reduction of the squeeze-and-excitation.
+        large_kernel: size of the depthwise convolution of eq. 5 (7).
+
+    Shapes: ``(B, C, *spatial) -> (B, C, *spatial)``, e.g. ``(2, 32, 8, 16, 16) -> (2, 32, 8, 16, 16)``.
+    """
+
     def __init__(self, channels: int, dim: int, norm: str = "batch", se_reduction: int = 4, large_kernel: int = 7):
         super().__init__()
         conv = nd.conv(dim)

@@ -34,6 +34,18 @@ def _aligned(channels: int, dim: int, norm: str) -> nn.Module:
 
 
 class BAGF(nn.Module):
+    """Adaptive gated skip fusion, eq. 9-12 (see the module docstring for the switches).
+
+    Args:
+        channels: C of the encoder and decoder features and of the output.
+        dim: 2 or 3 spatial dimensions.
+        norm: ``"batch"`` or ``"instance"``.
+        encoder_residual, encoder_spatial_attention, decoder_channel_attention, gate: Figure 11's switches.
+        attention_reduction: channel reduction of the channel attention.
+
+    Shapes: ``forward(encoder, decoder)``, both ``(B, C, *spatial)`` -> ``(B, C, *spatial)``.
+    """
+
     def __init__(self, channels: int, dim: int, norm: str = "batch", encoder_residual: bool = True,
                  encoder_spatial_attention: bool = True, decoder_channel_attention: bool = True,
                  gate: bool = True, attention_reduction: int = 4):

@@ -27,6 +27,11 @@ from nnunet_stroke.networks.ssm import DirectionalScan3d
 
 
 class BSCMamba(nn.Module):
+    """LBMNet's decoder block, eq. 4-8 (arguments and shapes in the module docstring).
+
+    Shapes: ``(B, C, *spatial) -> (B, C, *spatial)``, e.g. ``(2, 48, 16, 16, 16) -> (2, 48, 16, 16, 16)``.
+    """
+
     def __init__(self, channels: int, dim: int, norm: str = "batch", asc: bool = True, ssm: bool = True,
                  directions: str = "bi", d_state: int = 16, expand: int = 2, d_conv: int = 4):
         super().__init__()

@@ -40,6 +40,18 @@ class ConvNorm(nn.Sequential):
 
 
 class ConvNormAct(ConvNorm):
+    """Convolution (same padding, no bias), normalisation, LeakyReLU.
+
+    Args:
+        in_channels, out_channels: channels in and out.
+        dim: 2 or 3 spatial dimensions.
+        norm: ``"batch"`` or ``"instance"``.
+        kernel_size: an int or one size per axis.
+        stride: an int or one stride per axis.
+
+    Shapes: ``(B, C_in, *spatial) -> (B, C_out, *spatial / stride)``.
+    """
+
     def __init__(self, in_channels: int, out_channels: int, dim: int, norm: str, kernel_size=3, stride=1):
         kernel = (kernel_size,) * dim if isinstance(kernel_size, int) else tuple(kernel_size)
         super().__init__(
@@ -50,11 +62,31 @@ class ConvNormAct(ConvNorm):
 
 
 class PlainConvBlock(nn.Sequential):
+    """Two 3^dim ConvNormAct: a standard U-Net stage.
+
+    Args:
+        in_channels, out_channels: channels in and out.
+        dim: 2 or 3 spatial dimensions.
+        norm: ``"batch"`` or ``"instance"``.
+
+    Shapes: ``(B, C_in, *spatial) -> (B, C_out, *spatial)``.
+    """
+
     def __init__(self, in_channels: int, out_channels: int, dim: int, norm: str):
         super().__init__(ConvNormAct(in_channels, out_channels, dim, norm), ConvNormAct(out_channels, out_channels, dim, norm))
 
 
 class ResidualBlock(nn.Module):
+    """Two 3^dim convolutions with normalisation and an identity shortcut.
+
+    Args:
+        channels: C, kept from input to output.
+        dim: 2 or 3 spatial dimensions.
+        norm: ``"batch"`` or ``"instance"``.
+
+    Shapes: ``(B, C, *spatial) -> (B, C, *spatial)``.
+    """
+
     def __init__(self, channels: int, dim: int, norm: str):
         super().__init__()
         self.body = nn.Sequential(
@@ -69,6 +101,16 @@ class ResidualBlock(nn.Module):
 
 
 class DepthwiseResidualBlock(nn.Module):
+    """Depthwise 3^dim and pointwise convolutions with an identity shortcut.
+
+    Args:
+        channels: C, kept from input to output.
+        dim: 2 or 3 spatial dimensions.
+        norm: ``"batch"`` or ``"instance"``.
+
+    Shapes: ``(B, C, *spatial) -> (B, C, *spatial)``.
+    """
+
     def __init__(self, channels: int, dim: int, norm: str):
         super().__init__()
         self.body = nn.Sequential(

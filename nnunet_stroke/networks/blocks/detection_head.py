@@ -8,6 +8,16 @@ from torch import nn
 
 
 class DetectionHead(nn.Module):
+    """Global average pooling and two fully connected layers: one stroke logit per input.
+
+    Args:
+        channels: C of the deepest per-slice features.
+        hidden: width of the hidden layer.
+        dropout: dropout before the last layer.
+
+    Shapes: ``forward(features, num_slices)`` with features ``(B * num_slices, C, H, W)`` -> logits ``(B,)``.
+    """
+
     def __init__(self, channels: int, hidden: int, dropout: float = 0.2):
         super().__init__()
         self.classifier = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),

@@ -23,6 +23,18 @@ from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm
 
 
 class LSCBlock(nn.Module):
+    """Large-to-Small Convolution block, eq. 1-3.
+
+    Args:
+        channels: C, kept from input to output.
+        dim: 2 or 3 spatial dimensions.
+        norm: ``"batch"`` or ``"instance"``.
+        kernels: odd sizes of the parallel depthwise convolutions of eq. 1 (paper: 5 and 7).
+        refine: the 3^dim refinement convolution of eq. 2 (Table 7).
+
+    Shapes: ``(B, C, *spatial) -> (B, C, *spatial)``.
+    """
+
     def __init__(self, channels: int, dim: int, norm: str = "batch", kernels: Sequence[int] = (5, 7), refine: bool = True):
         super().__init__()
         if not kernels or any(k % 2 == 0 or k < 1 for k in kernels):

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnunet_stroke.networks.blocks import nd
+
 
 def instance_norm(channels: int) -> nn.GroupNorm:
     """Instance normalisation with affine parameters, as nnU-Net uses, written as GroupNorm with one group
@@ -27,7 +29,7 @@ def instance_norm(channels: int) -> nn.GroupNorm:
 def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int = 3, stride=1) -> nn.Sequential:
     """3x3 (or 1x1) convolution, instance norm, leaky ReLU: nnU-Net's basic unit, in 2D."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+        nd.conv(2)(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
         instance_norm(out_channels),
         nn.LeakyReLU(0.01, inplace=True),
     )
@@ -46,7 +48,7 @@ class MultiScaleBlock(nn.Module):
         path_channels = path_channels or max(channels // 2, 1)
         self.paths = nn.ModuleList(conv_norm_act(channels, path_channels) for _ in range(num_paths))
         self.merge = nn.Sequential(
-            nn.Conv2d(num_paths * path_channels, channels, 1, bias=False),
+            nd.conv(2)(num_paths * path_channels, channels, 1, bias=False),
             instance_norm(channels),
         )
         self.nonlin = nn.LeakyReLU(0.01, inplace=True)

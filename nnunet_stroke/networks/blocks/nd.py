@@ -1,31 +1,56 @@
-"""Dimension-generic layer choice for the LBMNet blocks: the same block code builds 2D and 3D networks.
+"""Dimension-generic layer choice: the one place where a network's convolution, transposed convolution,
+normalisation and pooling classes are picked from ``dim`` (2 or 3), so 2D and 3D share every block.
 
-As in dynamic-network-architectures, a block receives ``dim`` (2 or 3) and picks its convolution and
-normalisation classes here, so no block is written twice.
+The classes come from dynamic-network-architectures' ``building_blocks/helper.py`` (nnU-Net's own
+mapping); this module adds the norm-by-name rule and channels-last helpers.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
+from dynamic_network_architectures.building_blocks.helper import (convert_dim_to_conv_op, get_matching_batchnorm,
+                                                                  get_matching_convtransp, get_matching_instancenorm,
+                                                                  get_matching_pool_op)
 from torch import nn
 
 NORMS = ("batch", "instance")
 
 
+def dim_of(patch_size: Sequence[int]) -> int:
+    """Number of spatial axes of a planned patch (or stride); 2 or 3, else a ValueError."""
+    if len(patch_size) not in (2, 3):
+        raise ValueError(f"patch_size must have 2 or 3 axes, got {tuple(patch_size)}")
+    return len(patch_size)
+
+
 def conv(dim: int) -> type[nn.Module]:
-    return {2: nn.Conv2d, 3: nn.Conv3d}[dim]
+    """``nn.Conv2d`` or ``nn.Conv3d``."""
+    return convert_dim_to_conv_op(dim)
 
 
 def conv_transpose(dim: int) -> type[nn.Module]:
-    return {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dim]
+    """``nn.ConvTranspose2d`` or ``nn.ConvTranspose3d``."""
+    return get_matching_convtransp(dimension=dim)
+
+
+def max_pool(dim: int) -> type[nn.Module]:
+    """``nn.MaxPool2d`` or ``nn.MaxPool3d``."""
+    return get_matching_pool_op(dimension=dim, pool_type="max")
+
+
+def norm_class(kind: str, dim: int) -> type[nn.Module]:
+    """``batch``: BatchNorm (LBMNet eq. 3); ``instance``: InstanceNorm (nnU-Net's default)."""
+    if kind == "batch":
+        return get_matching_batchnorm(dimension=dim)
+    if kind == "instance":
+        return get_matching_instancenorm(dimension=dim)
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
 
 
 def norm(kind: str, dim: int, channels: int) -> nn.Module:
-    """``batch``: BatchNorm (LBMNet eq. 3); ``instance``: affine InstanceNorm (nnU-Net's default)."""
-    if kind == "batch":
-        return {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim](channels)
-    if kind == "instance":
-        return {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[dim](channels, affine=True)
-    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+    """A normalisation layer over ``channels``: BatchNorm, or InstanceNorm with affine parameters."""
+    return norm_class(kind, dim)(channels, **({"affine": True} if kind == "instance" else {}))
 
 
 def channels_last_format(dim: int) -> torch.memory_format:

@@ -26,6 +26,16 @@ from nnunet_stroke.networks.blocks.multiscale import instance_norm
 
 
 class ConvGRUCell(nn.Module):
+    """Convolutional GRU cell with ``nn.GRU``'s gate equations (module docstring).
+
+    Args:
+        input_channels: channels of x.
+        hidden_channels: channels of the hidden state h.
+        kernel_size: odd size of both gate convolutions.
+
+    Shapes: ``forward(x, h)`` with x ``(N, C_in, H, W)`` and h ``(N, C_h, H, W)`` -> h' ``(N, C_h, H, W)``.
+    """
+
     def __init__(self, input_channels: int, hidden_channels: int, kernel_size: int = 3):
         super().__init__()
         self.hidden_channels = hidden_channels

@@ -14,14 +14,27 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from nnunet_stroke.networks.blocks.deep_supervision import DeepSupervisionDecoder
 from nnunet_stroke.networks.blocks.multiscale import conv_norm_act
 
 
-class UNetDecoder2d(nn.Module):
+class UNetDecoder2d(DeepSupervisionDecoder):
+    """2D U-shaped decoder with deep supervision (module docstring).
+
+    Args:
+        encoder_channels: channels of the encoder's levels, finest first.
+        strides: the encoder's stride of every level (the first is the stem's and is not used).
+        num_classes: logits per pixel.
+        deep_supervision: nnU-Net's switch.
+        convs_per_stage: conv-norm-nonlinearity units per stage.
+
+    Shapes: features ``[(N, C_0, H_0, W_0), ..., (N, C_L, H_L, W_L)]`` -> ``(N, classes, H_0, W_0)``, or
+    with deep supervision ``L`` logits, highest resolution first.
+    """
+
     def __init__(self, encoder_channels: Sequence[int], strides: Sequence[Sequence[int]], num_classes: int,
                  deep_supervision: bool, convs_per_stage: int = 2):
-        super().__init__()
-        self.deep_supervision = deep_supervision
+        super().__init__(deep_supervision)
         self.upsamplers, self.stages, self.segmentation_heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for level in range(len(encoder_channels) - 2, -1, -1):
             below, here = encoder_channels[level + 1], encoder_channels[level]
@@ -35,13 +48,8 @@ class UNetDecoder2d(nn.Module):
         """The first convolution of each stage reads [upsampled | skip]: two chunks of its input axis."""
         return {f"stages.{i}.0.0.weight": (1, 2) for i in range(len(self.stages))}
 
-    def forward(self, skips: Sequence[torch.Tensor]):
-        x = skips[-1]
-        outputs = []
-        last = len(self.stages) - 1
-        for i, (upsample, stage, head) in enumerate(zip(self.upsamplers, self.stages, self.segmentation_heads)):
-            x = stage(torch.cat([upsample(x), skips[-(i + 2)]], dim=1))
-            if self.deep_supervision or i == last:
-                outputs.append(head(x))
-        outputs.reverse()
-        return outputs if self.deep_supervision else outputs[0]
+    def decode_stage(self, index: int, coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.stages[index](torch.cat([self.upsamplers[index](coarse), skip], dim=1))
+
+    def segmentation_head(self, index: int) -> nn.Module:
+        return self.segmentation_heads[index]
