@@ -132,11 +132,13 @@ def test_dwi_lesion_contrast_at_most_two_to_one(measured):
 def test_noise_and_bias_field(measured, heads):
     """Noise: robust spread of neighbour differences in grey/white matter. Bias: peak-to-peak of 8^3-block
     medians of the DWI divided by its tissue class's median (the generator's tissue labels say which voxels
-    are grey or white matter; lesions and mimics are left out)."""
+    are grey or white matter; lesions, mimics and artefacts are left out): >= 0.15 in every case, >= 0.25
+    in the median case (8-voxel blocks under-read a field whose ramp runs along a 4 mm axis)."""
+    bias_ranges = []
     for head, case in zip(heads, measured):
         dwi = case["dwi"]
         clean = ndimage.binary_erosion(head.brain_mask) \
-            & ~ndimage.binary_dilation(head.lesion_mask | head.mimic_mask, iterations=2)
+            & ~ndimage.binary_dilation(head.lesion_mask | head.mimic_mask | head.artefact_mask, iterations=2)
         relative = np.zeros_like(dwi)
         for tissue in (GREY, WHITE):
             voxels = clean & (head.tissue == tissue)
@@ -150,7 +152,8 @@ def test_noise_and_bias_field(measured, heads):
             block = (slice(8 * z, 8 * z + 8), slice(8 * y, 8 * y + 8), slice(8 * x, 8 * x + 8))
             if clean[block].sum() >= 50:
                 block_medians.append(np.median(relative[block][clean[block]]))
-        assert max(block_medians) - min(block_medians) >= 0.20
+        bias_ranges.append(max(block_medians) - min(block_medians))
+    assert min(bias_ranges) >= 0.15 and np.median(bias_ranges) >= 0.25
 
 
 def test_mimics_bright_on_dwi_with_normal_or_high_adc(measured, heads):

@@ -11,6 +11,12 @@ these labels into intensities. Typical use::
     head.mimic_labels    # uint16: 0 outside mimics, k inside mimic k; never overlaps a lesion
     head.lesion_mask     # bool, the ground truth
 
+With ``artefact_count`` (ISLES-like DWI), the head also gets skull-base susceptibility artefacts
+(``head.artefact_labels``) and lesions are kept out of the skull-base band where they occur; with
+``evolving_fraction`` > 0, lesions evolve with that probability and ``head.rim_mask`` marks their
+pseudo-normalised rims (``phantom.confounders``). Without them, no extra random numbers are drawn, so
+the other layouts' phantoms do not change.
+
 A case's total lesion volume is drawn log-uniformly (default 0.3-100 ml, capped at 30 % of the brain
 so small test grids stay plausible) and split at random between its lesions; shapes are randomly
 oriented ellipsoids roughened by smooth noise, clipped to grey and white matter and regrown towards the
@@ -23,6 +29,9 @@ from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
+
+from nnunet_stroke.phantom.confounders import (BRAIN_RADIUS, pseudonormalised_rims, skull_base_artefacts,
+                                               skull_base_zone)
 
 BACKGROUND, SCALP, CSF, GREY, WHITE = 0, 1, 2, 3, 4
 
@@ -37,6 +46,12 @@ class Head:
     lesion_labels: np.ndarray
     mimic_labels: np.ndarray
     spacing_mm: tuple[float, float, float]
+    artefact_labels: np.ndarray | None = None  # uint16 skull-base artefacts (label 0 in the ground truth)
+    rim_mask: np.ndarray | None = None         # bool, pseudo-normalised rims of evolving lesions (lesion)
+
+    @property
+    def artefact_mask(self) -> np.ndarray:
+        return np.zeros(self.tissue.shape, bool) if self.artefact_labels is None else self.artefact_labels > 0
 
     @property
     def lesion_mask(self) -> np.ndarray:
@@ -136,7 +151,8 @@ def _place_blobs(coords, allowed: np.ndarray, volumes_ml: Sequence[float], spaci
 
 def make_head(shape: Sequence[int], spacing_mm: Sequence[float], rng: np.random.Generator, lesion_count: int,
               mimic_count: int, lesion_volume_ml: tuple[float, float] = LESION_VOLUME_ML,
-              mimic_volume_ml: tuple[float, float] = MIMIC_VOLUME_ML) -> Head:
+              mimic_volume_ml: tuple[float, float] = MIMIC_VOLUME_ML, artefact_count: int | None = None,
+              evolving_fraction: float = 0.0) -> Head:
     """Draw one head on a (z, y, x) grid of ``shape`` voxels of ``spacing_mm``; see the module docstring."""
     shape = tuple(int(n) for n in shape)
     spacing_mm = tuple(float(s) for s in spacing_mm)
@@ -150,10 +166,10 @@ def make_head(shape: Sequence[int], spacing_mm: Sequence[float], rng: np.random.
     tissue[radius < 1.0] = SCALP
     intracranial = radius < 0.86
     tissue[intracranial] = CSF
-    brain = radius < 0.82
+    brain = radius < BRAIN_RADIUS
     cortex_mm = rng.uniform(2.5, 4.0)
     gyri = smooth_noise(shape, spacing_mm, 2.5, rng)
-    depth_mm = (0.82 - radius) * semi_axes.mean()
+    depth_mm = (BRAIN_RADIUS - radius) * semi_axes.mean()
     tissue[brain] = WHITE
     tissue[brain & (depth_mm < cortex_mm * (1.6 + 0.6 * gyri))] = GREY
     tissue[brain & (depth_mm < cortex_mm) & (gyri > 1.3)] = CSF  # sulci
@@ -169,13 +185,19 @@ def make_head(shape: Sequence[int], spacing_mm: Sequence[float], rng: np.random.
         tissue[brain & (horn < 1.0)] = CSF
 
     parenchyma = (tissue == GREY) | (tissue == WHITE)
+    artefacts, lesion_allowed = None, parenchyma
+    if artefact_count is not None:
+        normalised = [c / a for c, a in zip(coords, semi_axes)]
+        artefacts = skull_base_artefacts(normalised, depth_mm, parenchyma, artefact_count, rng)
+        lesion_allowed = parenchyma & ~skull_base_zone(normalised, depth_mm)
     brain_ml = float(parenchyma.sum()) * float(np.prod(spacing_mm)) / 1000.0
     roughness = smooth_noise(shape, spacing_mm, 3.0, rng)
     total_ml = float(log_uniform(rng, lesion_volume_ml[0], min(lesion_volume_ml[1], MAX_LESION_FRACTION_OF_BRAIN * brain_ml)))
     shares = rng.dirichlet(np.ones(lesion_count)) if lesion_count else np.zeros(0)
     lesion_volumes = np.maximum(total_ml * shares, lesion_volume_ml[0] / 2)
-    lesions = _place_blobs(coords, parenchyma, lesion_volumes, spacing_mm, rng, roughness)
-    away_from_lesions = parenchyma & ~ndimage.binary_dilation(lesions > 0, iterations=2)
+    lesions = _place_blobs(coords, lesion_allowed, lesion_volumes, spacing_mm, rng, roughness)
+    away_from_lesions = lesion_allowed & ~ndimage.binary_dilation(lesions > 0, iterations=2)
     mimic_volumes = log_uniform(rng, mimic_volume_ml[0], min(mimic_volume_ml[1], 0.06 * brain_ml), mimic_count)
     mimics = _place_blobs(coords, away_from_lesions, mimic_volumes, spacing_mm, rng, roughness)
-    return Head(tissue, lesions, mimics, spacing_mm)
+    rims = pseudonormalised_rims(lesions, spacing_mm, evolving_fraction, rng) if evolving_fraction > 0 else None
+    return Head(tissue, lesions, mimics, spacing_mm, artefacts, rims)

@@ -9,7 +9,11 @@ DWI, ADC and mask share one grid (2 mm; every 5th case from the 3rd on is 2x2x4 
 slices, every 5th from the 5th on has a rotated, mirrored direction matrix). FLAIR has its own larger,
 finer-in-plane grid with identity direction, physically aligned. Every 8th case (index 7, 15, ...) has
 no lesion; the others have 1-4. Case ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so a
-case does not depend on how many cases are written.
+case does not depend on how many cases are written. Every case has 1-3 skull-base susceptibility
+artefacts, half of the lesions have a pseudo-normalised rim, 90 % of cases have 2-5 T2 shine-through
+mimics (``phantom.mri``). ``difficulty`` gives another scanner profile (``mri.with_scanner``) and
+``first_case`` numbers the cases on from another index (a multiple of 40 keeps the mix of grids and
+lesion-free cases), e.g. for an external cohort whose names differ from the training cases'.
 """
 from __future__ import annotations
 
@@ -22,8 +26,9 @@ from tqdm import tqdm
 
 from nnunet_stroke.phantom.anatomy import WHITE, Head, make_head
 from nnunet_stroke.phantom.geometry import Grid, rotation_direction, write_nifti
-from nnunet_stroke.phantom.mri import DEFAULT_DIFFICULTY, FLAIR_TISSUE, draw_mimic_count, dwi_adc_flair, rician
-from nnunet_stroke.phantom.staging import staged_root
+from nnunet_stroke.phantom.mri import (DEFAULT_DIFFICULTY, FLAIR_TISSUE, Difficulty, draw_artefact_count,
+                                       draw_mimic_count, dwi_adc_flair, rician)
+from nnunet_stroke.staging import staged_folder as staged_root
 
 DEFAULT_SHAPE = (40, 64, 64)
 SPACING_MM = (2.0, 2.0, 2.0)
@@ -66,20 +71,22 @@ def case_paths(root: Path, case: str, github_layout: bool) -> dict[str, Path]:
             "flair": session / "anat" / f"{prefix}_FLAIR.nii.gz", "mask": mask}
 
 
-def draw_head(index: int, seed: int, shape: tuple[int, int, int]) -> tuple[np.random.Generator, Grid, Head]:
+def draw_head(index: int, seed: int, shape: tuple[int, int, int], difficulty: Difficulty = DEFAULT_DIFFICULTY
+              ) -> tuple[np.random.Generator, Grid, Head]:
     """Case ``index``'s grid and label maps, and the generator positioned to draw its intensities."""
     rng = np.random.default_rng([seed, index])
     grid = case_grid(index, tuple(shape), rng)
-    head = make_head(grid.shape, grid.spacing_mm, rng, lesion_count(index, rng), draw_mimic_count(rng))
+    head = make_head(grid.shape, grid.spacing_mm, rng, lesion_count(index, rng), draw_mimic_count(rng, difficulty),
+                     artefact_count=draw_artefact_count(rng, difficulty), evolving_fraction=difficulty.evolving_fraction)
     return rng, grid, head
 
 
-def write_case(root: Path, index: int, seed: int, shape: tuple[int, int, int], github_layout: bool) -> None:
-    rng, grid, head = draw_head(index, seed, shape)
-    dwi, adc, flair_on_dwi_grid = dwi_adc_flair(head, rng)
+def write_case(root: Path, index: int, seed: int, shape: tuple[int, int, int], github_layout: bool,
+               difficulty: Difficulty = DEFAULT_DIFFICULTY) -> None:
+    rng, grid, head = draw_head(index, seed, shape, difficulty)
+    dwi, adc, flair_on_dwi_grid = dwi_adc_flair(head, rng, difficulty)
     target = flair_grid(grid)
-    flair = rician(target.resample(grid.image(flair_on_dwi_grid)),
-                   DEFAULT_DIFFICULTY.noise_fraction * FLAIR_TISSUE[WHITE], rng)
+    flair = rician(target.resample(grid.image(flair_on_dwi_grid)), difficulty.noise_fraction * FLAIR_TISSUE[WHITE], rng)
     paths = case_paths(root, case_id(index), github_layout)
     write_nifti(dwi, grid, paths["dwi"])
     write_nifti(adc, grid, paths["adc"])
@@ -88,13 +95,13 @@ def write_case(root: Path, index: int, seed: int, shape: tuple[int, int, int], g
 
 
 def write_isles22(out: Path, cases: int, seed: int, shape: tuple[int, int, int] | None = None,
-                  github_layout: bool = False) -> Path:
-    """Write ``cases`` phantom cases into ``out/ISLES-2022`` and return that folder."""
+                  github_layout: bool = False, difficulty: Difficulty = DEFAULT_DIFFICULTY, first_case: int = 0) -> Path:
+    """Write ``cases`` phantom cases (indices ``first_case`` on) into ``out/ISLES-2022``; return that folder."""
     shape = tuple(shape or DEFAULT_SHAPE)
     with staged_root(Path(out) / "ISLES-2022") as root:
         description = {"Name": "ISLES 2022 layout phantom (synthetic)", "BIDSVersion": "1.7.0",
                        "GeneratedBy": [{"Name": "nnunet-stroke phantom", "Seed": seed}]}
         (root / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
-        for index in tqdm(range(cases), desc="phantom isles22", unit="case"):
-            write_case(root, index, seed, shape, github_layout)
+        for index in tqdm(range(first_case, first_case + cases), desc="phantom isles22", unit="case"):
+            write_case(root, index, seed, shape, github_layout, difficulty)
     return Path(out) / "ISLES-2022"
