@@ -21,12 +21,13 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_stroke.dataset_conversion.common import (dataset_folder_name, finite_array, lesion_record,
-                                                     nnunet_raw_dir, parallel_map, staged_dataset,
-                                                     write_cases_csv, write_dataset_json, write_like)
-from nnunet_stroke.dataset_conversion.teknofest_masks import as_grayscale, read_png
 from nnunet_stroke.errors import UserError
 from nnunet_stroke.image_files import is_resource_fork
+from nnunet_stroke.parallel import parallel_map
+
+from .common import (dataset_folder_name, finite_array, lesion_record, nnunet_raw_dir, staged_dataset,
+                     write_cases_csv, write_dataset_json, write_like)
+from .teknofest_masks import as_grayscale, read_png
 
 MASK_VALUES = (0, 1, 2, 3, 4, 5)
 DEFAULT_LESION_VALUES = (1, 2, 3, 4, 5)
@@ -40,6 +41,8 @@ LICENSE = "non-commercial research and teaching use (AISD README)"
 
 @dataclass(frozen=True)
 class AisdJob:
+    """One AISD case to convert: its CT and mask folders, where to write, which mask values are lesion."""
+
     case: str
     ct_dir: Path
     mask_dir: Path

@@ -16,16 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_stroke.errors import UserError
-from nnunet_stroke.image_files import is_resource_fork
+from nnunet_stroke.parallel import parallel_map
 
-from .common import (CaseRecord, binary_mask, check_same_grid, check_voxels, copy_or_write, dataset_folder_name,
-                     lesion_record, nnunet_raw_dir, parallel_map, read_header, read_image, staged_dataset,
-                     write_cases_csv, write_dataset_json, write_like)
+from .common import (CaseRecord, binary_mask, check_same_grid, check_voxels, child_folder, copy_or_write,
+                     dataset_folder_name, lesion_record, nifti_files, nnunet_raw_dir, read_header, read_image,
+                     staged_dataset, write_cases_csv, write_dataset_json, write_like)
 
 LESION_CONNECTIVITY = 6
 T1W_SUFFIX = "_t1w"
 MASK_SUFFIX = "_desc-t1lesion_mask"
-NIFTI_ENDINGS = (".nii.gz", ".nii")
 
 
 @dataclass(frozen=True)
@@ -36,19 +35,8 @@ class AtlasCase:
     mask: Path | None  # None for Testing subjects
 
 
-def _child(folder: Path, name: str) -> Path | None:
-    matches = [p for p in folder.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
-    return matches[0] if matches else None
-
-
-def _files(folder: Path, suffix: str) -> list[Path]:
-    endings = tuple(suffix + ending for ending in NIFTI_ENDINGS)
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(endings)
-                  and not is_resource_fork(p))
-
-
 def _single(case: str, folder: Path, suffix: str, what: str) -> Path:
-    found = _files(folder, suffix)
+    found = nifti_files(folder, suffix)
     if len(found) != 1:
         problem = "no" if not found else f"{len(found)}"
         listing = "" if not found else f" ({', '.join(p.name for p in found)})"
@@ -63,7 +51,7 @@ def find_cases(src: Path, with_masks: bool = True) -> tuple[list[AtlasCase], lis
     src = Path(src)
     if not src.is_dir():
         raise UserError(f"{src} is not a folder; pass the decrypted ATLAS v2.0 root (ATLAS_2/, holding Training/)")
-    parts = {part: _child(src, part) for part in ("Training", "Testing")}
+    parts = {part: child_folder(src, part) for part in ("Training", "Testing")}
     if parts["Training"] is None and (with_masks or parts["Testing"] is None):
         raise UserError(f"{src} is not an ATLAS v2.0 tree: no Training/ folder with R0NN cohorts; pass the ATLAS_2/ "
                         "folder of the decrypted release")

@@ -11,19 +11,19 @@ import contextlib
 import csv
 import io
 import json
-import multiprocessing
 import os
 import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from nnunet_stroke.errors import UserError
-from nnunet_stroke.image_files import check_3d, check_complete, complete_nifti_values, is_nifti, unreadable
+from nnunet_stroke.image_files import (NIFTI_ENDINGS, check_3d, check_complete, complete_nifti_values, is_nifti,
+                                        is_resource_fork, unreadable)
 from nnunet_stroke.staging import atomic_write_text, check_writable, new_staging_folder
 
 CASES_CSV_COLUMNS = ("case", "lesion_volume_ml", "lesion_count", "site", "class")
@@ -283,13 +283,17 @@ def copy_or_write(source: Path, image, reference, target: Path, case: str) -> No
         write_like(sitk.GetArrayFromImage(pixels), reference, target)
 
 
-def parallel_map(function: Callable, items: Sequence, num_processes: int, description: str) -> list:
-    """``[function(item) for item in items]`` in a spawn pool of ``num_processes`` workers with a tqdm bar,
-    results in input order. ``function`` must be a module-level function (picklable under spawn);
-    ``num_processes <= 1`` runs in this process."""
-    from tqdm import tqdm
 
-    if num_processes <= 1 or len(items) <= 1:
-        return [function(item) for item in tqdm(items, desc=description, unit="case")]
-    with multiprocessing.get_context("spawn").Pool(min(num_processes, len(items))) as pool:
-        return list(tqdm(pool.imap(function, items), total=len(items), desc=description, unit="case"))
+
+def child_folder(folder: Path, name: str) -> Path | None:
+    """The sub-folder of ``folder`` called ``name`` in any letter case, None when there is none."""
+    matches = [p for p in folder.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
+    return matches[0] if matches else None
+
+
+def nifti_files(folder: Path, suffix: str) -> list[Path]:
+    """NIfTI files (``.nii.gz``/``.nii``) anywhere under ``folder`` whose name ends in ``suffix`` + ending,
+    any letter case, sorted (macOS resource forks ``._*`` skipped)."""
+    endings = tuple(suffix + ending for ending in NIFTI_ENDINGS)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(endings)
+                  and not is_resource_fork(p))

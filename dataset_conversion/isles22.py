@@ -22,15 +22,14 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from nnunet_stroke.errors import UserError
-from nnunet_stroke.image_files import is_resource_fork
+from nnunet_stroke.parallel import parallel_map
 
-from .common import (CaseRecord, binary_mask, check_same_grid, check_voxels, copy_or_write, dataset_folder_name,
-                     finite_array, lesion_record, nnunet_raw_dir, parallel_map, read_header, read_image,
-                     staged_dataset, write_cases_csv, write_dataset_json, write_like)
+from .common import (CaseRecord, binary_mask, check_same_grid, check_voxels, child_folder, copy_or_write,
+                     dataset_folder_name, finite_array, lesion_record, nifti_files, nnunet_raw_dir, read_header,
+                     read_image, staged_dataset, write_cases_csv, write_dataset_json, write_like)
 
 CASE_PREFIX = "sub-strokecase"
 LESION_CONNECTIVITY = 26
-NIFTI_ENDINGS = (".nii.gz", ".nii")
 
 
 @dataclass(frozen=True)
@@ -42,17 +41,9 @@ class IslesCase:
     flair: Path | None
 
 
-def _child(folder: Path, name: str) -> Path | None:
-    """The child of ``folder`` called ``name`` in any letter case."""
-    matches = [p for p in folder.iterdir() if p.is_dir() and p.name.lower() == name]
-    return matches[0] if matches else None
-
-
 def _find_one(case: str, folder: Path | None, suffix: str, what: str, required: bool) -> Path | None:
     """The single NIfTI file under ``folder`` whose name ends in ``suffix`` (+ .nii[.gz]), any letter case."""
-    endings = tuple(suffix + ending for ending in NIFTI_ENDINGS)
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(endings)
-                   and not is_resource_fork(p)) if folder else []
+    found = nifti_files(folder, suffix) if folder else []
     if len(found) > 1:
         raise UserError(f"case {case}: several {what} files ({', '.join(str(p) for p in found)}); "
                         "keep one and move the others out of the dataset folder")
@@ -69,8 +60,8 @@ def find_cases(src: Path, with_flair: bool, with_masks: bool = True) -> list[Isl
     src = Path(src)
     if not src.is_dir():
         raise UserError(f"{src} is not a folder; pass the ISLES 2022 root (the folder that holds derivatives/)")
-    raw_root = _child(src, "rawdata") or src
-    derivatives = _child(src, "derivatives")
+    raw_root = child_folder(src, "rawdata") or src
+    derivatives = child_folder(src, "derivatives")
     case_dirs = sorted((p for p in raw_root.iterdir() if p.is_dir() and p.name.lower().startswith(CASE_PREFIX)),
                        key=lambda p: p.name.lower())
     if (derivatives is None and with_masks) or not case_dirs:
@@ -86,7 +77,7 @@ def find_cases(src: Path, with_flair: bool, with_masks: bool = True) -> list[Isl
     cases = []
     for case_dir in case_dirs:
         case = case_dir.name
-        mask_dir = _child(derivatives, case.lower()) if with_masks else None
+        mask_dir = child_folder(derivatives, case.lower()) if with_masks else None
         cases.append(IslesCase(
             case=case,
             dwi=_find_one(case, case_dir, "_dwi", "DWI", required=True),

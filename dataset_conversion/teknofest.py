@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_stroke.dataset_conversion.common import (CASES_CSV_COLUMNS, dataset_folder_name, nnunet_raw_dir,
-                                                     parallel_map, staged_dataset, write_cases_csv)
-from nnunet_stroke.dataset_conversion.teknofest_masks import (as_grayscale, binary_from_mask_png, lesion_count_2d,
-                                                              mask_from_overlay, read_png)
 from nnunet_stroke.errors import UserError
 from nnunet_stroke.image_files import is_resource_fork
+from nnunet_stroke.parallel import parallel_map
+
+from .common import CASES_CSV_COLUMNS, dataset_folder_name, nnunet_raw_dir, staged_dataset, write_cases_csv
+from .teknofest_masks import as_grayscale, binary_from_mask_png, lesion_count_2d, mask_from_overlay, read_png
 
 RELEASE_FOLDER = "Brain_Stroke_CT_Dataset"
 CLASS_FOLDERS = {"Ischemia": ("ischemic", 1), "Bleeding": ("hemorrhagic", 2), "Normal": ("normal", 0)}

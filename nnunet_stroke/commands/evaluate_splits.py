@@ -29,14 +29,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nnunet_stroke.evaluation.across_splits import splits_markdown, summarize_splits
-    from nnunet_stroke.evaluation.aggregate import write_metrics, write_text
+    from nnunet_stroke.evaluation.aggregate import write_metrics
+    from nnunet_stroke.staging import atomic_write_text
 
     summary = summarize_splits([Path(p) for p in args.inputs], ref_dir=args.ref, protocol=args.protocol,
                                num_processes=args.num_processes)
     out = Path(args.out)
     table = splits_markdown(summary)
     write_metrics(summary, out)
-    write_text(out.with_suffix(".md"), table)
+    atomic_write_text(out.with_suffix(".md"), table)
     print(table)
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0

@@ -13,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from nnunet_stroke.staging import atomic_write_text as write_text  # metrics, tables and reports
+from nnunet_stroke.staging import atomic_write_text
 
 
 def summarize(values: Iterable[float | None]) -> dict:
@@ -54,7 +54,7 @@ def _to_json(value):
 
 def write_metrics(metrics: dict, path) -> None:
     """Write ``metrics`` as JSON (numpy scalars converted, NaN refused), atomically."""
-    write_text(path, json.dumps(_to_json(metrics), indent=1, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(_to_json(metrics), indent=1, allow_nan=False) + "\n")
 
 
 def load_metrics(path) -> dict:

@@ -29,6 +29,8 @@ PER_CLASS_KEYS = ("dice", "iou", "recall", "precision", "f2", "hd95_mm", "ref_vo
 
 @dataclass(frozen=True)
 class CaseJob:
+    """Everything a worker process needs to evaluate one case (picklable under spawn)."""
+
     case: str
     reference_path: Path
     prediction_path: Path | None  # None: missing prediction, evaluated as empty (--allow-missing)

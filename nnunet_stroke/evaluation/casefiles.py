@@ -33,6 +33,8 @@ GRID_TOLERANCE = 1e-3
 
 @dataclass
 class LabelMap:
+    """A label map read from disk with its geometry (spacing, and origin and direction where the format has them)."""
+
     array: np.ndarray  # integer labels, 2D (y, x) or 3D in nnU-Net's array order
     spacing: tuple[float, ...]  # per array axis, mm (1 for PNG)
     origin: tuple[float, ...] | None = None  # scanner coordinates of the first voxel (None: format has none)

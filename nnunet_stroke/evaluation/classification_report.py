@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnunet_stroke.errors import UserError
-from nnunet_stroke.evaluation.aggregate import write_text
+from nnunet_stroke.staging import atomic_write_text
 from nnunet_stroke.evaluation.report_plots import draw_reliability
 from nnunet_stroke.staging import staged_folder
 
@@ -58,7 +58,7 @@ def write_classification_report(models: list[tuple[str, dict]], metrics_paths: l
                   "Value [percentile-bootstrap 95% CI]. ECE: top-label probability, 15 equal-width bins. "
                   "Small infarcts: sensitivity among cases with 0 < lesion volume < 5 ml.", "",
                   "## Reliability diagram", "", f"![Reliability diagram]({figure.name})", ""]
-        write_text(staging / "report.md", "\n".join(lines))
+        atomic_write_text(staging / "report.md", "\n".join(lines))
     return out_dir / "report.md"
 
 

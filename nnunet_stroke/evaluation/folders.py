@@ -5,12 +5,10 @@ per-case metrics, aggregate, lesion-size strata, patient-level detection, calibr
 from __future__ import annotations
 
 import json
-import multiprocessing
 import warnings as python_warnings
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from nnunet_stroke.errors import UserError
 from nnunet_stroke.evaluation import casefiles
@@ -21,6 +19,7 @@ from nnunet_stroke.evaluation.case_worker import BRAIN_MARGIN, LESION_MARGIN, Ca
 from nnunet_stroke.evaluation.detection import detection_metrics
 from nnunet_stroke.evaluation.lesions import CONNECTIVITY_2D
 from nnunet_stroke.evaluation.protocols import get_protocol
+from nnunet_stroke.parallel import parallel_map
 
 SCHEMA_VERSION = 1
 DETECTION_PROBABILITY_THRESHOLD = 0.5
@@ -35,14 +34,6 @@ def _dataset_labels(ref_dir: Path) -> tuple[int, ...] | None:
     found = {v for v in labels.values() if isinstance(v, int) and v > 0}
     found |= {x for v in labels.values() if isinstance(v, list) for x in v if x > 0}
     return tuple(sorted(found)) or None
-
-
-def _run(jobs: list[CaseJob], num_processes: int, progress: bool) -> list:
-    bar = dict(total=len(jobs), desc="evaluating cases", unit="case", disable=not progress)
-    if num_processes <= 1 or len(jobs) <= 1:
-        return [evaluate_case(job) for job in tqdm(jobs, **bar)]
-    with multiprocessing.get_context("spawn").Pool(min(num_processes, len(jobs))) as pool:
-        return list(tqdm(pool.imap(evaluate_case, jobs), **bar))
 
 
 def _detection_section(cases: list[dict], detection_scores: dict | None, min_volume: float) -> dict:
@@ -136,7 +127,7 @@ def evaluate_folders(ref_dir, pred_dir, protocol: str = "isles22", images_dir=No
                     allowed if per_class else (), chosen.connectivity, images_dir, probabilities_dir,
                     resample_to_reference)
             for case, path in references.items()]
-    results = _run(jobs, num_processes, progress)
+    results = parallel_map(evaluate_case, jobs, num_processes, "evaluating cases", progress)
     cases = [case for case, _ in results]
     warnings = []
     if missing:

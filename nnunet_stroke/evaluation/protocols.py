@@ -17,6 +17,8 @@ from nnunet_stroke.errors import UserError
 
 @dataclass(frozen=True)
 class Protocol:
+    """An evaluation protocol: lesion connectivity, the metrics its table leads with, a description."""
+
     name: str
     connectivity: int
     headline_metrics: tuple[str, ...]

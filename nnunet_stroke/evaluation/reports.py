@@ -7,7 +7,8 @@ from pathlib import Path
 
 from nnunet_stroke.errors import UserError
 from nnunet_stroke.evaluation import report_plots, report_tables
-from nnunet_stroke.evaluation.aggregate import load_metrics, write_text
+from nnunet_stroke.evaluation.aggregate import load_metrics
+from nnunet_stroke.staging import atomic_write_text
 from nnunet_stroke.staging import staged_folder
 
 
@@ -72,5 +73,5 @@ def write_report(metrics_paths: list[Path], out_dir: Path, names: list[str] | No
         lines += _section("Calibration (expected calibration error)", report_tables.calibration_table(models))
         lines += ["## Figures", ""] + [f"### {title}\n\n![{title}]({path.name})\n" for title, path in figures.items()
                                        if path is not None]
-        write_text(staging / "report.md", "\n".join(lines) + "\n")
+        atomic_write_text(staging / "report.md", "\n".join(lines) + "\n")
     return out_dir / "report.md"

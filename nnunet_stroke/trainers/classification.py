@@ -45,6 +45,7 @@ from nnunet_stroke.errors import UserError
 from nnunet_stroke.evaluation.case_labels import case_labels
 from nnunet_stroke.networks.blocks.nd import channels_last_weights
 from nnunet_stroke.networks.registry import build_network
+from nnunet_stroke.staging import atomic_write_text
 from nnunet_stroke.trainers.loss_hook import LossHookTrainStep
 from nnunet_stroke.trainers.whole_image_data import WholeImageBatches, load_whole_image
 
@@ -252,10 +253,7 @@ class ClassificationTrainer(LossHookTrainStep, nnUNetTrainer):
                    "accuracy": float(np.mean(probabilities.argmax(1) == targets)) if len(val_keys) else None,
                    "cases_per_class": {c: int((targets == k).sum()) for k, c in enumerate(self.class_names)}}
         folder = Path(self.output_folder) / "validation"
-        folder.mkdir(parents=True, exist_ok=True)
         for name, content in (("classification.json", predictions), ("summary.json", summary)):
-            partial = folder / f"{name}.partial"
-            partial.write_text(json.dumps(content, indent=2), encoding="utf-8")
-            os.replace(partial, folder / name)
+            atomic_write_text(folder / name, json.dumps(content, indent=2))
         self.print_to_log_file(f"Validation ({len(val_keys)} cases): AUC {summary['auroc']}, "
                                f"accuracy {summary['accuracy']}; written to {folder}")

@@ -11,6 +11,8 @@ from nnunet_stroke.trainers.pmsan import PAPER
 
 
 class PMSANClassifierTrainer(ClassificationTrainer):
+    """Base of the PMSAN classifier trainers: stroke presence (``classification_task``) from PMSAN's paper."""
+
     paper = PAPER
     classification_task = "presence"
 

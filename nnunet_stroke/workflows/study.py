@@ -58,6 +58,8 @@ def _environment_folder(variable: str) -> Path:
 
 @dataclass(frozen=True)
 class Study:
+    """One study run: the table, its selected rows, the dataset, splits, plans and configuration."""
+
     table: StudyTable
     rows: tuple[StudyRow, ...]
     dataset_id: int

@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnunet_stroke.evaluation.across_splits import format_mean_std, summarize_group
-from nnunet_stroke.evaluation.aggregate import load_metrics, write_metrics, write_text
+from nnunet_stroke.evaluation.aggregate import load_metrics, write_metrics
+from nnunet_stroke.staging import atomic_write_text
 
 COLUMNS = (("dice", "Dice (%)", 100), ("iou", "IoU (%)", 100), ("f2", "F2 (%)", 100), ("recall", "Recall (%)", 100),
            ("hd95_vox", "HD95 (px)", 1))
@@ -108,5 +109,5 @@ def write_study(summary: dict, folder: Path) -> tuple[Path, Path]:
     """``study.json`` and ``study.md`` in ``folder``, each written atomically."""
     json_path, markdown_path = folder / "study.json", folder / "study.md"
     write_metrics(summary, json_path)
-    write_text(markdown_path, study_markdown(summary))
+    atomic_write_text(markdown_path, study_markdown(summary))
     return json_path, markdown_path

@@ -13,7 +13,7 @@ import os
 import shlex
 from pathlib import Path
 
-from nnunet_stroke.evaluation.aggregate import write_text
+from nnunet_stroke.staging import atomic_write_text
 from nnunet_stroke.workflows.study import Study
 
 CPUS_PER_TASK = 8  # nnU-Net's data augmentation workers per training (nnUNet_n_proc_DA)
@@ -93,9 +93,9 @@ def write_slurm_scripts(study: Study, extra_options: list[str]) -> tuple[Path, s
     folder = study.folder / "slurm"
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    write_text(folder / "train_array.sbatch", train_array_script(study, logs, extra_options))
-    write_text(folder / "aggregate.sbatch", aggregate_script(study, logs, extra_options))
-    write_text(folder / "submit.sh", SUBMIT)
+    atomic_write_text(folder / "train_array.sbatch", train_array_script(study, logs, extra_options))
+    atomic_write_text(folder / "aggregate.sbatch", aggregate_script(study, logs, extra_options))
+    atomic_write_text(folder / "submit.sh", SUBMIT)
     tasks = len(task_list(study))
     instructions = (f"wrote {folder}/train_array.sbatch ({tasks} tasks: {len(study.rows)} rows x {len(study.folds)} "
                     f"splits), aggregate.sbatch and submit.sh. Submit from the environment where nnunet-stroke is "

@@ -26,6 +26,8 @@ FULL_MODEL_PRESET = "lbmnet"
 
 @dataclass(frozen=True)
 class StudyRow:
+    """One row of a paper's table: its key for ``--rows``, the paper's label and the trainer that reproduces it."""
+
     key: str  # short name for --rows
     label: str  # the paper's row
     trainer: str  # paper-scale trainer; `--tiny` appends _Tiny
@@ -36,6 +38,8 @@ class StudyRow:
 
 @dataclass(frozen=True)
 class StudyTable:
+    """A paper's table as rows of trainers, and the row every other row is compared with."""
+
     name: str
     title: str
     rows: tuple[StudyRow, ...]
