@@ -23,7 +23,7 @@ from tqdm import tqdm
 from nnunet_stroke.phantom.anatomy import make_head
 from nnunet_stroke.phantom.geometry import Grid, write_nifti
 from nnunet_stroke.phantom.mri import t1w
-from nnunet_stroke.phantom.staging import staged_root
+from nnunet_stroke.staging import staged_folder as staged_root
 
 DEFAULT_SHAPE = (64, 80, 64)
 ATLAS_SHAPE = (189, 233, 197)
