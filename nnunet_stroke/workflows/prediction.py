@@ -141,14 +141,15 @@ def run_predict(argv: list[str]) -> int:
                                        step_size=args.step_size, verbose=args.verbose,
                                        progress_bar=not args.disable_progress_bar, on_device=not args.not_on_device)
     predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name=args.chk)
-    if args.npp == 0 and args.nps == 0:
+    if args.npp == 0 and args.nps == 0 and args.num_parts == 1:  # nnU-Net's sequential path has no parts
         predictor.predict_from_files_sequential(args.i, args.o, save_probabilities=args.save_probabilities,
                                                 overwrite=not args.continue_prediction,
                                                 folder_with_segs_from_prev_stage=args.prev_stage_predictions)
     else:
         predictor.predict_from_files(args.i, args.o, save_probabilities=args.save_probabilities,
-                                     overwrite=not args.continue_prediction, num_processes_preprocessing=args.npp,
-                                     num_processes_segmentation_export=args.nps,
+                                     overwrite=not args.continue_prediction,
+                                     num_processes_preprocessing=max(1, args.npp),
+                                     num_processes_segmentation_export=max(1, args.nps),
                                      folder_with_segs_from_prev_stage=args.prev_stage_predictions,
                                      num_parts=args.num_parts, part_id=args.part_id)
     return 0
