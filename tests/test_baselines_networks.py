@@ -1,18 +1,21 @@
-"""Baseline networks on random tensors: nnU-Net's output contract for planned patches and anisotropic
-pooling, 2D where the network supports it, and SegMamba's tri-orientated mixer against three Mamba mixers."""
+"""Every registered tiny preset (timm-style, from the registry, no hand-kept lists) on an anisotropic 3D
+plan and a 2D plan: nnU-Net's output contract (deep-supervision logits at patch / cumprod(strides), highest
+resolution first, the switch ``network.decoder.deep_supervision``; one full-resolution output for networks
+without deep supervision, which refuse it by name; class logits for classifiers); a network built for one dimensionality only refuses the other with a ValueError naming it. Plus STU-Net's pooling
+rule and SegMamba's tri-orientated mixer against three Mamba mixers."""
 import pytest
 import torch
 
 from nnunet_stroke.networks.baselines.segmamba import TriOrientedMamba
-from nnunet_stroke.networks.registry import build_network
+from nnunet_stroke.networks.registry import build_network, preset_names
 from nnunet_stroke.networks.ssm import Mamba
 
-WITH_DEEP_SUPERVISION = ["unetpp_tiny", "transunet_tiny", "umamba_bot_tiny", "umamba_enc_tiny", "stunet_tiny"]
-WITHOUT_DEEP_SUPERVISION = ["attention_unet_tiny", "unetr_tiny", "swin_unetr_tiny", "segmamba_tiny"]
-# SwinUNETR runs on the planned (anisotropic) phantom patch in tests/test_baselines_trainers.py
-SINGLE_OUTPUT_SHAPES = ["attention_unet_tiny", "unetr_tiny", "segmamba_tiny"]
-TWO_D = ["unetpp_tiny", "attention_unet_tiny", "transunet_tiny", "umamba_bot_tiny", "stunet_tiny"]
-ANISOTROPIC = dict(patch_size=(12, 20, 24), strides=[(1, 1, 1), (1, 2, 2), (2, 2, 2)])
+TINY = [name for name in preset_names() if "tiny" in name]
+PLANS = {
+    "anisotropic_3d": dict(patch_size=(12, 20, 24), strides=[(1, 1, 1), (1, 2, 2), (2, 2, 2)]),
+    "2d": dict(patch_size=(20, 24), strides=[(1, 1), (2, 2), (2, 2)]),
+}
+ANISOTROPIC = PLANS["anisotropic_3d"]
 
 
 def build(preset, deep_supervision, patch_size, strides, input_channels=2, num_classes=3):
@@ -21,35 +24,47 @@ def build(preset, deep_supervision, patch_size, strides, input_channels=2, num_c
                          strides=strides, deep_supervision=deep_supervision)
 
 
-@pytest.mark.parametrize("preset", WITH_DEEP_SUPERVISION)
-def test_deep_supervision_outputs_follow_nnunet(preset):
-    network = build(preset, True, **ANISOTROPIC)
-    outputs = network(torch.randn(2, 2, *ANISOTROPIC["patch_size"]))
-    assert [tuple(o.shape) for o in outputs] == [(2, 3, 12, 20, 24), (2, 3, 12, 10, 12)]  # patch / cumprod(strides)
-    sum(o.mean() for o in outputs).backward()
-    network.decoder.deep_supervision = False  # nnU-Net's switch (validation, prediction)
-    assert network(torch.randn(1, 2, *ANISOTROPIC["patch_size"])).shape == (1, 3, 12, 20, 24)
+def expected_deep_supervision_shapes(batch, classes, patch, strides):
+    scale, shapes = [1] * len(patch), []
+    for stride in strides[:-1]:
+        scale = [a * b for a, b in zip(scale, stride)]
+        shapes.append((batch, classes, *(p // s for p, s in zip(patch, scale))))
+    return shapes
 
 
-@pytest.mark.parametrize("preset", SINGLE_OUTPUT_SHAPES)
-def test_single_output_networks_on_an_anisotropic_patch(preset):
-    network = build(preset, False, **ANISOTROPIC)
-    assert network.decoder.deep_supervision is False
-    logits = network(torch.randn(2, 2, *ANISOTROPIC["patch_size"]))
-    assert logits.shape == (2, 3, 12, 20, 24)
-    logits.mean().backward()
+def build_for_plan(preset, plan):
+    """The network with deep supervision, else without (it must refuse by name); None when it is built for
+    the other dimensionality only and says so."""
+    other = "3D" if len(plan["patch_size"]) == 2 else "2D"
+    for deep_supervision in (True, False):
+        try:
+            return build(preset, deep_supervision, **plan)
+        except ValueError as error:
+            message = str(error)
+            if f"{other} network" in message or f"{other} classifier" in message:
+                return None
+            assert deep_supervision and "no deep supervision" in message, message
 
 
-@pytest.mark.parametrize("preset", WITHOUT_DEEP_SUPERVISION)
-def test_single_output_networks_refuse_deep_supervision(preset):
-    with pytest.raises(ValueError, match="no deep supervision"):
-        build(preset, True, **ANISOTROPIC)
-
-
-@pytest.mark.parametrize("preset", TWO_D)
-def test_two_dimensional_patches(preset):
-    network = build(preset, False, patch_size=(20, 24), strides=[(1, 1), (2, 2), (2, 2)])
-    assert network(torch.randn(2, 2, 20, 24)).shape == (2, 3, 20, 24)
+@pytest.mark.parametrize("plan_name", PLANS)
+@pytest.mark.parametrize("preset", TINY)
+def test_every_tiny_preset_follows_nnunets_output_contract(preset, plan_name):
+    plan = PLANS[plan_name]
+    patch = plan["patch_size"]
+    network = build_for_plan(preset, plan)
+    if network is None:
+        return
+    x = torch.randn(1, 2, *patch)
+    with torch.no_grad():
+        output = network(x)
+        if isinstance(output, list):
+            assert [tuple(o.shape) for o in output] == expected_deep_supervision_shapes(1, 3, patch, plan["strides"])
+            network.decoder.deep_supervision = False  # nnU-Net's switch (validation, prediction)
+            output = network(x)
+        else:
+            assert output.dim() == 2 or network.decoder.deep_supervision is False
+    expected = (1, 3) if output.dim() == 2 else (1, 3, *patch)  # class logits of a classifier, else full resolution
+    assert tuple(output.shape) == expected and torch.isfinite(output).all()
 
 
 def test_stunet_pads_short_plans_and_truncates_long_ones_to_five_poolings():
