@@ -6,13 +6,12 @@ inheritance rules.
   decoder stage, highest resolution first, the switch ``network.decoder.deep_supervision``), a single
   full-resolution output for networks without deep supervision, class logits for classifiers;
 - every paper-scale preset builds on the meta device (no memory) at the networks benchmark's plan, and its
-  parameter count equals the one recorded in benchmarks/results/networks.md (so presets rewritten as
+  parameter count equals the one recorded by benchmarks/bench_networks.py (its newest record; so presets rewritten as
   base + overrides give the same networks); where a paper gives a count, the preset is within 10% of it.
 """
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ TWO_D_ONLY = {"strokenext"}  # architectures built for 2D configurations only (c
 SMALL_PLAN_2D = {"patch_size": (32, 32), "strides": [(1, 1), (2, 2), (2, 2)]}
 # the plan of benchmarks/bench_networks.py: 2 channels, 2 classes, 32^3, nnU-Net's isotropic pooling, 4 levels
 BENCH_PLAN = {"input_channels": 2, "num_classes": 2, "patch_size": (32, 32, 32), "strides": [(1, 1, 1)] + [(2, 2, 2)] * 3}
-BENCH_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "networks.md"
+BENCH_RECORDS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "networks"
 # MONAI's SwinTransformer calls .item() on a torch.linspace while it is built, which the meta device refuses
 NOT_ON_META = {"swin_unetr"}
 ISLES_PLAN = {"input_channels": 2, "num_classes": 2, "patch_size": (80, 112, 112), "strides": [(1, 1, 1)] + [(2, 2, 2)] * 4}
@@ -115,14 +114,15 @@ def test_tiny_preset_builds_and_runs_at_a_small_plan(name, single_thread):
 
 
 def benchmark_counts() -> dict[str, str]:
-    """preset -> parameter count in millions as benchmarks/results/networks.md prints it (paper and tiny)."""
+    """preset -> parameter count in millions as RESULTS.md prints it (paper and tiny), from the newest record
+    of benchmarks/bench_networks.py."""
+    records = sorted(BENCH_RECORDS.glob("*.json"))
     counts = {}
-    for line in BENCH_RESULTS.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 10 and re.fullmatch(r"\d+\.\d{2}", cells[2]):
-            counts[cells[0]] = cells[2]
-            if re.fullmatch(r"\d+\.\d{3}", cells[7]):
-                counts[cells[6]] = cells[7]
+    for row in json.loads(records[-1].read_text(encoding="utf-8"))["figures"]["rows"] if records else []:
+        if "params_m" in row:
+            counts[row["preset"]] = f"{row['params_m']:.2f}"
+            if row.get("tiny_params_m") is not None:
+                counts[row["tiny"]] = f"{row['tiny_params_m']:.3f}"
     return counts
 
 
