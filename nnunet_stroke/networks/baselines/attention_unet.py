@@ -9,6 +9,8 @@ level). MONAI's implementation has no deep supervision. Input (B, C_in, *patch) 
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from monai.networks.nets import AttentionUnet
 from torch import nn
 
@@ -36,8 +38,9 @@ class AttentionUNet(nn.Module):
 
 
 @register_architecture("attention_unet")
-def build_attention_unet(*, input_channels, num_classes, patch_size, strides, deep_supervision, base_features,
-                         max_features, dropout=0.0):
+def build_attention_unet(*, input_channels: int, num_classes: int, patch_size: Sequence[int],
+                         strides: Sequence[Sequence[int]], deep_supervision: bool, base_features: int,
+                         max_features: int, dropout: float = 0.0) -> AttentionUNet:
     require_no_deep_supervision("Attention U-Net", deep_supervision)
     if len(strides) < 2:
         raise ValueError(f"Attention U-Net needs at least one downsampling; the plans have strides {strides}")

@@ -23,6 +23,8 @@ transposed convolution equals its stride. Input (B, C_in, D, H, W) -> logits (B,
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from monai.networks.blocks.dynunet_block import UnetOutBlock
@@ -201,8 +203,9 @@ class SegMamba(nn.Module):
 
 
 @register_architecture("segmamba")
-def build_segmamba(*, input_channels, num_classes, patch_size, strides, deep_supervision, depths, feat_size,
-                   hidden_size):
+def build_segmamba(*, input_channels: int, num_classes: int, patch_size: Sequence[int],
+                   strides: Sequence[Sequence[int]], deep_supervision: bool, depths: Sequence[int],
+                   feat_size: Sequence[int], hidden_size: int) -> SegMamba:
     require_no_deep_supervision("SegMamba", deep_supervision)
     if len(patch_size) != 3:
         raise ValueError(f"SegMamba is a 3D network; got a {len(patch_size)}D patch {tuple(patch_size)}")

@@ -107,5 +107,7 @@ class STUNet(nn.Module):
 
 
 @register_architecture("stunet")
-def build_stunet(*, input_channels, num_classes, patch_size, strides, deep_supervision, dims, depth):
+def build_stunet(*, input_channels: int, num_classes: int, patch_size: Sequence[int],
+                 strides: Sequence[Sequence[int]], deep_supervision: bool, dims: Sequence[int],
+                 depth: Sequence[int]) -> STUNet:
     return STUNet(input_channels, num_classes, strides, dims, depth, deep_supervision, n_dims=nd.dim_of(patch_size))

@@ -13,6 +13,8 @@ Input (B, C_in, *patch) -> logits (B, classes, *patch); 2D patches use ``spatial
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from monai.networks.nets import SwinUNETR
 
 from nnunet_stroke.networks.baselines.common import PadToMultiple, require_no_deep_supervision
@@ -23,8 +25,10 @@ SWIN_UNETR_MIN_LAST_AXIS = 64  # two bottleneck voxels
 
 
 @register_architecture("swin_unetr")
-def build_swin_unetr(*, input_channels, num_classes, patch_size, strides, deep_supervision, feature_size,
-                     depths=(2, 2, 2, 2), num_heads=(3, 6, 12, 24), window_size=7, use_v2=False):
+def build_swin_unetr(*, input_channels: int, num_classes: int, patch_size: Sequence[int],
+                     strides: Sequence[Sequence[int]], deep_supervision: bool, feature_size: int,
+                     depths: Sequence[int] = (2, 2, 2, 2), num_heads: Sequence[int] = (3, 6, 12, 24),
+                     window_size: int = 7, use_v2: bool = False) -> PadToMultiple:
     require_no_deep_supervision("SwinUNETR", deep_supervision)
     network = SwinUNETR(in_channels=input_channels, out_channels=num_classes, feature_size=feature_size,
                         depths=tuple(depths), num_heads=tuple(num_heads), window_size=window_size,

@@ -17,6 +17,8 @@ supervision. The position embedding fixes the input to the planned patch (as in 
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from dynamic_network_architectures.building_blocks.plain_conv_encoder import PlainConvEncoder
@@ -106,8 +108,10 @@ class TransUNet(nn.Module):
 
 
 @register_architecture("transunet")
-def build_transunet(*, input_channels, num_classes, patch_size, strides, deep_supervision, base_features,
-                    max_features, hidden_size, mlp_dim, num_heads, num_layers, dropout_rate=0.0):
+def build_transunet(*, input_channels: int, num_classes: int, patch_size: Sequence[int],
+                    strides: Sequence[Sequence[int]], deep_supervision: bool, base_features: int,
+                    max_features: int, hidden_size: int, mlp_dim: int, num_heads: int, num_layers: int,
+                    dropout_rate: float = 0.0) -> TransUNet:
     features = stage_features(len(strides), base_features, max_features)
     return TransUNet(input_channels, num_classes, patch_size, strides, features, hidden_size, mlp_dim, num_heads,
                      num_layers, deep_supervision, dropout_rate)

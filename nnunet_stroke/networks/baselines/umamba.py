@@ -20,6 +20,8 @@ the fine stages of strongly anisotropic data). Input (B, C_in, *patch) -> logits
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import math
 
 import numpy as np
@@ -161,18 +163,19 @@ class UMamba(nn.Module):
         return self.decoder(skips)
 
 
-def _build(variant, *, input_channels, num_classes, patch_size, strides, deep_supervision, base_features,
-           max_features, n_blocks_encoder, n_blocks_decoder):
+def _build(variant: str, *, input_channels: int, num_classes: int, patch_size: Sequence[int],
+           strides: Sequence[Sequence[int]], deep_supervision: bool, base_features: int, max_features: int,
+           n_blocks_encoder: int, n_blocks_decoder: int) -> UMamba:
     features = stage_features(len(strides), base_features, max_features)
     return UMamba(input_channels, num_classes, patch_size, strides, features, n_blocks_encoder,
                   n_blocks_decoder, variant, deep_supervision)
 
 
 @register_architecture("umamba_bot", params_from=_build)
-def build_umamba_bot(**kwargs):
+def build_umamba_bot(**kwargs) -> UMamba:
     return _build("bot", **kwargs)
 
 
 @register_architecture("umamba_enc", params_from=_build)
-def build_umamba_enc(**kwargs):
+def build_umamba_enc(**kwargs) -> UMamba:
     return _build("enc", **kwargs)

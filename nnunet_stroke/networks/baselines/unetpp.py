@@ -15,6 +15,8 @@ Input (B, C_in, *patch) -> logits (B, classes, *patch).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from dynamic_network_architectures.building_blocks.simple_conv_blocks import StackedConvBlocks
 from torch import nn
@@ -94,8 +96,9 @@ class _Heads(nn.Module):
 
 
 @register_architecture("unetpp")
-def build_unetpp(*, input_channels, num_classes, patch_size, strides, deep_supervision, base_features, max_features,
-                 norm="instance"):
+def build_unetpp(*, input_channels: int, num_classes: int, patch_size: Sequence[int],
+                 strides: Sequence[Sequence[int]], deep_supervision: bool, base_features: int,
+                 max_features: int, norm: str | None = "instance") -> UNetPlusPlus:
     nd.dim_of(patch_size)
     if len(strides) < 2:
         raise ValueError(f"UNet++ needs at least one downsampling; the plans have strides {strides}")

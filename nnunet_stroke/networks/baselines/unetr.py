@@ -11,6 +11,8 @@ Input (B, C_in, *patch) -> logits (B, classes, *patch); 2D patches use ``spatial
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from monai.networks.nets import UNETR
 
 from nnunet_stroke.networks.baselines.common import PadToMultiple, require_no_deep_supervision
@@ -20,8 +22,10 @@ UNETR_PATCH = 16  # ViT patch edge
 
 
 @register_architecture("unetr")
-def build_unetr(*, input_channels, num_classes, patch_size, strides, deep_supervision, feature_size, hidden_size,
-                mlp_dim, num_heads, norm_name="instance", res_block=True, dropout_rate=0.0):
+def build_unetr(*, input_channels: int, num_classes: int, patch_size: Sequence[int],
+                strides: Sequence[Sequence[int]], deep_supervision: bool, feature_size: int,
+                hidden_size: int, mlp_dim: int, num_heads: int, norm_name: str = "instance", res_block: bool = True,
+                dropout_rate: float = 0.0) -> PadToMultiple:
     require_no_deep_supervision("UNETR", deep_supervision)
     img_size = PadToMultiple.padded_size(patch_size, UNETR_PATCH)
     network = UNETR(in_channels=input_channels, out_channels=num_classes, img_size=img_size,
