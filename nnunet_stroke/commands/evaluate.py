@@ -51,13 +51,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-    import warnings
-    from pathlib import Path
-
-    from nnunet_stroke.evaluation import evaluate_folders, write_metrics
-    from nnunet_stroke.staging import check_writable
-
     if args.classification or args.compare:
         from nnunet_stroke.workflows.classification import evaluate_classifier_files
 
@@ -66,21 +59,12 @@ def run(args: argparse.Namespace) -> int:
         from nnunet_stroke.errors import UserError
 
         raise UserError("give --ref and --pred (segmentations), or --classification/--compare with --cases")
-    check_writable(Path(args.out).parent, "the folder of --out")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # printed below from metrics["warnings"]
-        metrics = evaluate_folders(
-            args.ref, args.pred, protocol=args.protocol, images_dir=args.images,
-            probabilities_dir=args.probabilities, detection_json=args.detection, allow_missing=args.allow_missing,
-            num_processes=args.num_processes, file_ending=args.file_ending, labels=args.labels,
-            lesion_labels=args.lesion_labels, per_class=args.per_class,
-            detection_min_volume=args.detection_min_volume, resample_to_reference=args.resample_to_reference)
-    for warning in metrics["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
-    write_metrics(metrics, args.out)
-    aggregate = metrics["aggregate"]
-    summary = ", ".join(f"{key} {aggregate[key]['mean']:.4g} (n={aggregate[key]['n']})"
-                        for key in metrics["protocol_metrics"] if aggregate.get(key, {}).get("mean") is not None)
-    print(f"{metrics['n_cases']} cases, protocol {metrics['protocol']}: {summary}")
-    print(f"wrote {args.out}")
+    from nnunet_stroke.workflows.evaluation import evaluate_segmentations
+
+    evaluate_segmentations(
+        args.ref, args.pred, args.out, protocol=args.protocol, images_dir=args.images,
+        probabilities_dir=args.probabilities, detection_json=args.detection, allow_missing=args.allow_missing,
+        num_processes=args.num_processes, file_ending=args.file_ending, labels=args.labels,
+        lesion_labels=args.lesion_labels, per_class=args.per_class, detection_min_volume=args.detection_min_volume,
+        resample_to_reference=args.resample_to_reference)
     return 0

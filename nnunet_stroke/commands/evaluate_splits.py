@@ -26,18 +26,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from nnunet_stroke.workflows.evaluation import summarize_splits_to
 
-    from nnunet_stroke.evaluation.across_splits import splits_markdown, summarize_splits
-    from nnunet_stroke.evaluation.aggregate import write_metrics
-    from nnunet_stroke.staging import atomic_write_text
-
-    summary = summarize_splits([Path(p) for p in args.inputs], ref_dir=args.ref, protocol=args.protocol,
-                               num_processes=args.num_processes)
-    out = Path(args.out)
-    table = splits_markdown(summary)
-    write_metrics(summary, out)
-    atomic_write_text(out.with_suffix(".md"), table)
-    print(table)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    summarize_splits_to(args.inputs, args.out, args.ref, args.protocol, args.num_processes)
     return 0
