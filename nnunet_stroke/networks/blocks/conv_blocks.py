@@ -101,15 +101,8 @@ class ResidualBlock(nn.Module):
 
 
 class DepthwiseResidualBlock(nn.Module):
-    """Depthwise 3^dim and pointwise convolutions with an identity shortcut.
-
-    Args:
-        channels: C, kept from input to output.
-        dim: 2 or 3 spatial dimensions.
-        norm: ``"batch"`` or ``"instance"``.
-
-    Shapes: ``(B, C, *spatial) -> (B, C, *spatial)``.
-    """
+    """Depthwise 3^dim convolution, norm, GELU, pointwise convolution, norm, plus the input; arguments and
+    shapes as :class:`ResidualBlock` (``channels`` C, ``dim``, ``norm``; ``(B, C, *spatial)`` kept)."""
 
     def __init__(self, channels: int, dim: int, norm: str):
         super().__init__()
