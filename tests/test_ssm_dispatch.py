@@ -272,8 +272,8 @@ def test_unavailable_backend_error_says_how_to_get_it(monkeypatch, backend, devi
     if setup == "no_mamba":
         monkeypatch.setitem(sys.modules, "mamba_ssm", None)
     if setup == "no_numba":
-        monkeypatch.setattr(cpu_scan, "_kernels", None)
-        monkeypatch.setattr(cpu_scan, "_numba_failure", ImportError("No module named 'numba'"))
+        monkeypatch.setattr(cpu_scan, "_NUMBA", cpu_scan.OptionalKernel(cpu_scan._import_kernels, ""))
+        cpu_scan._NUMBA.disable(ImportError("No module named 'numba'"), warn=False)
     try:
         with pytest.raises(dispatch.ScanBackendError, match=message):
             dispatch.describe_scan_backend(device)

@@ -126,9 +126,8 @@ def test_half_precision_and_autocast_compute_in_float32(monkeypatch):
 @pytest.fixture
 def numba_state(monkeypatch):
     """Lets a test break numba; the module state is restored afterwards."""
-    monkeypatch.setattr(cpu_scan, "_kernels", None)
-    monkeypatch.setattr(cpu_scan, "_numba_failure", None)
-    monkeypatch.setattr(cpu_scan, "_numba_warned", False)
+    monkeypatch.setattr(cpu_scan, "_NUMBA", cpu_scan.OptionalKernel(cpu_scan._import_kernels,
+                                                                     cpu_scan._NUMBA._unavailable))
     return monkeypatch
 
 

@@ -10,46 +10,35 @@ used from then on. ``scan_torch`` is the plain token loop (backend ``torch_loop`
 whose autograd stores every step, i.e. O(batch * channels * length * state) training memory.
 """
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 
-_kernels = None
-_numba_failure = None
+from nnunet_stroke.networks.ssm.optional_kernel import OptionalKernel
 
 
-_numba_warned = False
+def _import_kernels():
+    from nnunet_stroke.networks.ssm import numba_kernels
+
+    return numba_kernels
+
+
+_NUMBA = OptionalKernel(_import_kernels, (
+    "numba selective-scan kernel unavailable ({error!r}); using the slower chunked PyTorch scan. Install numba "
+    "(`pip install numba`) to get the compiled kernel."))
 
 
 def _load_kernels(warn=False):
     """The numba kernel module, or None after a failed import (then warned once if ``warn``)."""
-    global _kernels
-    if _kernels is None and _numba_failure is None:
-        try:
-            from nnunet_stroke.networks.ssm import numba_kernels
-        except Exception as error:  # numba missing or broken: any import error counts
-            _disable_numba(error, warn=False)
-        else:
-            _kernels = numba_kernels
-    if _kernels is None and warn:
-        _disable_numba(_numba_failure)
-    return _kernels
+    return _NUMBA.get(warn)
 
 
 def numba_failure():
     """Why numba is unusable (the exception), or None."""
-    return _numba_failure
+    return _NUMBA.failure
 
 
 def _disable_numba(error, warn=True):
-    global _kernels, _numba_failure, _numba_warned
-    _kernels, _numba_failure = None, error
-    if warn and not _numba_warned:
-        _numba_warned = True
-        warnings.warn(f"numba selective-scan kernel unavailable ({error!r}); using the slower chunked "
-                      "PyTorch scan. Install numba (`pip install numba`) to get the compiled kernel.",
-                      RuntimeWarning, stacklevel=4)
+    _NUMBA.disable(error, warn)
 
 
 def _numba_workers():

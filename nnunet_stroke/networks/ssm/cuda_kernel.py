@@ -8,12 +8,7 @@ these cases issues exactly one RuntimeWarning per process when the backend is ch
 (dispatch.py), and the package's own scan is used; an explicit choice of mamba_ssm raises instead.
 """
 
-import warnings
-
-_UNSET = object()
-_kernel = _UNSET
-_failure = None
-_warned = False
+from nnunet_stroke.networks.ssm.optional_kernel import OptionalKernel
 
 
 def _import_kernel():
@@ -24,37 +19,21 @@ def _import_kernel():
     return interface.selective_scan_fn
 
 
+
+_KERNEL = OptionalKernel(lambda: _import_kernel(), (  # looked up at call time: tests replace _import_kernel
+    "mamba-ssm CUDA selective scan unavailable ({error!r}); running the package's own scan instead. To use the "
+    'fused kernel install `pip install --no-build-isolation "nnunet-stroke[cuda]"` on a CUDA machine.'))
+
+
 def load_kernel(warn=True):
     """mamba-ssm's ``selective_scan_fn``, or None if it cannot be used (then warned once if ``warn``)."""
-    global _kernel
-    if _kernel is _UNSET:
-        try:
-            _kernel = _import_kernel()
-        except Exception as error:  # ImportError, or a broken build raising anything at import
-            disable(error, warn=False)
-    if _kernel is None and warn:
-        disable(_failure)
-    return _kernel
+    return _KERNEL.get(warn)
 
 
 def failure():
     """Why the kernel is unusable (the exception), or None."""
-    return _failure
+    return _KERNEL.failure
 
 
-def disable(error, warn=True):
-    """Stop using the CUDA kernel after ``error``; warn the first time only."""
-    global _kernel, _failure, _warned
-    _kernel, _failure = None, error
-    if warn and not _warned:
-        _warned = True
-        warnings.warn(f"mamba-ssm CUDA selective scan unavailable ({error!r}); running the "
-                      "package's own scan instead. To use the fused kernel install "
-                      '`pip install --no-build-isolation "nnunet-stroke[cuda]"` on a CUDA machine.',
-                      RuntimeWarning, stacklevel=4)
-
-
-def reset():
-    """Forget the loaded kernel and the warning (used by tests)."""
-    global _kernel, _failure, _warned
-    _kernel, _failure, _warned = _UNSET, None, False
+disable = _KERNEL.disable
+reset = _KERNEL.reset
