@@ -19,7 +19,6 @@ def _import_kernel():
     return interface.selective_scan_fn
 
 
-
 _KERNEL = OptionalKernel(lambda: _import_kernel(), (  # looked up at call time: tests replace _import_kernel
     "mamba-ssm CUDA selective scan unavailable ({error!r}); running the package's own scan instead. To use the "
     'fused kernel install `pip install --no-build-isolation "nnunet-stroke[cuda]"` on a CUDA machine.'))
