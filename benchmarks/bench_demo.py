@@ -90,7 +90,8 @@ def render(records: list[dict]) -> str:
         lines.append(f"| {record['figures']['trainer']} | {record['seed']} | {record['git_commit'][:7]}"
                      f"{'+' if record['git_dirty'] else ''} | "
                      + " | ".join(_cell(summary.get(key), spec) for key, _, spec in COLUMNS)
-                     + f" | {record['figures']['process_wall_seconds']:.0f} | {load['mean']:.1f} / {load['max']:.1f} | "
+                     + f" | {record['figures']['process_wall_seconds']:.0f} | "
+                     + (f"{load['mean']:.1f} / {load['max']:.1f}" if load else "not sampled") + " | "
                      + " | ".join(_yes(met[k]) for k in ("wall", "dice", "margin")) + " |")
     lines += ["", "Per trainer, over its runs (mean +- sd; sd needs two runs):", "",
               "| trainer | runs | seeds | mean Dice | rule Dice | Dice - rule | wall s | runs meeting every bar |",

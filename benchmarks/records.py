@@ -4,7 +4,7 @@
         figures = do_the_measured_work()
     write_record("demo", figures, seed=0, measurement=measured)
 
-A record is ``benchmarks/results/<name>/<UTC start>.json`` with the command line, the git commit (and
+A record is ``benchmarks/results/<name>/<UTC start, microseconds>.json`` with the command line, the git commit (and
 whether the working tree had uncommitted changes to tracked files), the seed, the wall time measured
 around the measured work, the 1-minute load average sampled every few seconds during it (mean, max and
 the number of samples), the machine (cores, platform, Python, torch) and the figures. Each bench script
@@ -47,7 +47,8 @@ class Measurement:
             self.samples.append(os.getloadavg()[0])
 
     def __enter__(self) -> "Measurement":
-        self.started_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.started = time.time()
+        self.started_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
         self.samples.append(os.getloadavg()[0])
         self._start = time.monotonic()
         self._thread.start()
@@ -88,11 +89,12 @@ def write_record(name: str, figures: dict, seed: int | None = None, measurement:
                  command: str | None = None, results: Path = RESULTS) -> Path:
     """Write one record of bench ``name``; returns its path. ``figures`` must be JSON-serialisable."""
     commit, dirty = git_state()
+    started = measurement.started if measurement else time.time()
     record = {
         "name": name,
         "command": command or " ".join(["python", *sys.argv]),
         "git_commit": commit, "git_dirty": dirty, "seed": seed,
-        "started_utc": measurement.started_utc if measurement else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_seconds": None if measurement is None else round(measurement.wall_seconds, 2),
         "load_average_1min": None if measurement is None else measurement.load_average(),
         "machine": machine(),
@@ -100,12 +102,12 @@ def write_record(name: str, figures: dict, seed: int | None = None, measurement:
     }
     folder = results / name
     folder.mkdir(parents=True, exist_ok=True)
-    stem = record["started_utc"].replace(":", "")
+    stem = time.strftime("%Y-%m-%dT%H%M%S", time.gmtime(started)) + f".{int(started % 1 * 1e6):06d}Z"
     path = folder / f"{stem}.json"
-    index = 1
-    while path.exists():  # two runs started in the same second
-        index += 1
-        path = folder / f"{stem}-{index}.json"
+    while path.exists():  # two records in the same microsecond
+        started += 1e-6
+        stem = time.strftime("%Y-%m-%dT%H%M%S", time.gmtime(started)) + f".{int(started % 1 * 1e6):06d}Z"
+        path = folder / f"{stem}.json"
     with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8") as handle:
         handle.write(json.dumps(record, indent=1) + "\n")
     os.chmod(handle.name, 0o644)
