@@ -61,7 +61,7 @@ def test_predict_scans_writes_one_mask_per_case_on_the_source_grid(cross_validat
         voxel_ml = float(np.prod(dwi.GetSpacing())) / 1000.0
         assert float(rows[case]["lesion_volume_ml"]) == pytest.approx(array.sum() * voxel_ml, abs=1e-4)
         assert int(rows[case]["lesion_count"]) == ndimage.label(array, structure=np.ones((3, 3, 3)))[1]
-    anisotropic, oblique = (sitk.ReadImage(str(out / f"{c}.nii.gz")) for c in ("sub-strokecase0003", "sub-strokecase0005"))
+    anisotropic, oblique = (sitk.ReadImage(str(out / f"sub-strokecase{i:04d}.nii.gz")) for i in (3, 5))
     assert anisotropic.GetSpacing()[2] == 2 * anisotropic.GetSpacing()[0]
     assert not np.allclose(oblique.GetDirection(), np.eye(3).ravel())
 

@@ -142,6 +142,7 @@ def run_ensemble(models: list[ModelSpec], input_folder: Path, out: Path, vote: s
             if kind == "classification":
                 raise UserError(f"{model.folder} is a classifier; ensemble segmentation models")
             folders.append(scratch / f"model_{index}")
+            folders[-1].mkdir()  # nnU-Net's sequential path does not create it
             arguments = dict(save_probabilities=vote == "soft", overwrite=True)
             if num_processes_preprocessing == 0 and num_processes_export == 0:
                 predictor.predict_from_files_sequential(str(input_folder), str(folders[-1]),
