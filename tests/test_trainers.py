@@ -179,3 +179,43 @@ def test_time_budget_shortens_training_and_reaims_the_learning_rate(planned_phan
     assert (Path(trainer.output_folder) / "progress.png").is_file()  # drawn after the last epoch
     log = next(Path(trainer.output_folder).glob("training_log_*.txt")).read_text(encoding="utf-8")
     assert "training stops after 2 epochs (planned 30)" in log
+
+
+@pytest.mark.parametrize("name,full_lr,tiny_lr", [
+    ("nnUNetTrainerLBMNet", 1e-3, 1e-2),  # the paper's 1e-3 (section 4.2): the _Tiny variant starts at 1e-2
+    ("nnUNetTrainerStrokeUNet_LBMNetRecipe", 1e-3, 1e-2),  # every trainer on the recipe
+    ("nnUNetTrainerStrokeUNet", 1e-2, 1e-2),  # nnU-Net's default is kept
+])
+def test_tiny_variants_of_recipe_trainers_start_at_nnunets_learning_rate(planned_phantom, name, full_lr, tiny_lr):
+    from nnunet_helpers import make_trainer
+
+    assert make_trainer(TRAINERS[name], planned_phantom).initial_lr == pytest.approx(full_lr)
+    tiny = make_trainer(TRAINERS[f"{name}_Tiny"], planned_phantom)
+    tiny.initialize()
+    assert tiny.initial_lr == pytest.approx(tiny_lr)
+    assert tiny.optimizer.param_groups[0]["lr"] == pytest.approx(tiny_lr)
+
+
+def test_tiny_segmentation_trainers_train_on_batches_of_at_most_two(planned_phantom):
+    from nnunet_helpers import make_trainer
+
+    plans = planned_phantom.plans
+    planned = plans["configurations"]["3d_fullres"]["batch_size"]
+    assert planned > 2  # the rule must have something to change on this plan
+    full = make_trainer(TRAINERS["nnUNetTrainerStrokeUNet"], planned_phantom)
+    assert full.configuration_manager.batch_size == planned
+    tiny = make_trainer(TRAINERS["nnUNetTrainerStrokeUNet_Tiny"], planned_phantom, plans=plans)
+    tiny.initialize()
+    assert tiny.batch_size == 2
+    assert next(tiny.get_dataloaders()[0])["data"].shape[0] == 2
+    # the trainer's own copy of the configuration changes, never the plans it was given
+    assert plans["configurations"]["3d_fullres"]["batch_size"] == planned
+
+
+def test_tiny_classifiers_keep_their_batch_size_and_learning_rate(planned_phantom):
+    from nnunet_helpers import make_trainer
+
+    full = make_trainer(TRAINERS["nnUNetTrainerPMSANClassifier_S"], planned_phantom)
+    tiny = make_trainer(TRAINERS["nnUNetTrainerPMSANClassifier_S_Tiny"], planned_phantom)
+    assert tiny.initial_lr == full.initial_lr
+    assert tiny.configuration_manager.batch_size == full.configuration_manager.batch_size

@@ -29,6 +29,7 @@ from torch import nn
 from nnunet_stroke.networks.blocks.nd import channels_last_weights
 from nnunet_stroke.networks.registry import build_network
 from nnunet_stroke.networks.ssm import Mamba, describe_scan_backend
+from nnunet_stroke.trainers.tiny import TINY_BATCH_SIZE
 
 TINY_FEATURES = (8, 16, 32, 64)  # channel widths of the CPU-sized planned U-Net, capped at the last
 
@@ -59,6 +60,7 @@ class nnUNetTrainerStrokeUNet(nnUNetTrainer):
     tiny_preset: str | None = None  # None: the planned network with TINY_FEATURES widths
     max_class_weight = 10.0
     is_tiny = False
+    tiny_batch_size = TINY_BATCH_SIZE  # the _Tiny variant's batch size (see trainers.tiny)
 
     def on_train_start(self):
         super().on_train_start()

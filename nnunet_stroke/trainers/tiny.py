@@ -7,6 +7,13 @@ channel widths 8-64 when the trainer trains the planned network) and runs a shor
 ``PLOT_EVERY`` epochs and after the last. The environment variables let tests and the
 demo shorten or lengthen it without another class name (nnU-Net has no schedule flag).
 
+Two settings make the short schedule learn (measured in docs/training.md): segmentation trainers (those
+derived from ``nnUNetTrainerStrokeUNet``) train on batches of at most ``TINY_BATCH_SIZE`` = 2 patches (nnU-Net's
+planned 4 on the demo's plan): at the same compute, twice the optimiser steps; and trainers on a published
+recipe of SGD with a smaller initial learning rate (LBMNet's 1e-3, ``trainers.recipes``) start at nnU-Net's
+``TINY_RECIPE_INITIAL_LR`` = 1e-2: a few hundred steps at 1e-3 leave the network predicting lesion
+everywhere. The full-size trainers keep their batch size and learning rate.
+
 ``NNUNET_STROKE_TINY_MINUTES`` adds a time budget for training, counted from the start of training:
 after every epoch the number of epochs is set to what fits at the mean epoch time so far (at most the
 planned ones, at least one more), and nnU-Net's polynomial learning-rate decay is re-aimed at that last
@@ -31,6 +38,8 @@ TINY_SUFFIX = "_Tiny"
 DEFAULT_EPOCHS = 40
 DEFAULT_ITERATIONS = 25
 PLOT_EVERY = 5  # epochs between redraws of nnU-Net's progress.png (and the last epoch)
+TINY_BATCH_SIZE = 2  # patches per batch of the segmentation _Tiny variants (at most; nnU-Net plans more)
+TINY_RECIPE_INITIAL_LR = 1e-2  # nnU-Net's default; the _Tiny variants of slower SGD recipes start here
 CHECKPOINT_EVERY = 5  # epochs between nnU-Net's checkpoint_latest.pth, from which `nnUNetv2_train --c` resumes
 SCHEDULE_KEY = "tiny_schedule"  # the checkpoint's record of the schedule in force (nnU-Net stores no epoch count)
 
@@ -81,6 +90,11 @@ class TinyScheduleMixin:
         self.num_epochs, self.num_iterations_per_epoch = tiny_schedule()
         self.planned_epochs = self.num_epochs
         self.num_val_iterations_per_epoch = max(1, self.num_iterations_per_epoch // 5)
+        if getattr(self, "tiny_batch_size", None) is not None:  # the trainer's own (deep-copied) configuration
+            configuration = self.configuration_manager.configuration
+            configuration["batch_size"] = min(configuration["batch_size"], self.tiny_batch_size)
+        if getattr(self, "recipe", None) is not None:
+            self.initial_lr = max(self.initial_lr, TINY_RECIPE_INITIAL_LR)
         self.save_every = CHECKPOINT_EVERY
         self.time_budget = tiny_time_budget()
 
