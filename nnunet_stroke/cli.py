@@ -46,7 +46,30 @@ def _terminate_handler(owner_pid: int):
             return
         raise SystemExit(128 + signum)
 
+    terminate.installed_by_cli = True
     return terminate
+
+
+_SIGTERM = {signal.SIGTERM}
+_forking = threading.local()  # the forking thread's signal mask before fork
+
+
+def _block_sigterm_before_fork() -> None:
+    _forking.mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGTERM)
+
+
+def _restore_mask_after_fork(in_child: bool) -> None:
+    if in_child and getattr(signal.getsignal(signal.SIGTERM), "installed_by_cli", False):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, _forking.mask)
+
+
+# A SIGTERM that reaches a forked child before CPython's after-fork reset is recorded by the Python-level
+# handler and then dropped, and Pool.terminate() waits for that worker forever (nnU-Net's fork pools hung
+# so). SIGTERM is blocked across fork; the child gets the default action back before it is unblocked,
+# so such a signal stays pending and then ends the child.
+os.register_at_fork(before=_block_sigterm_before_fork, after_in_parent=lambda: _restore_mask_after_fork(False),
+                    after_in_child=lambda: _restore_mask_after_fork(True))
 
 
 def main(argv: list[str] | None = None) -> int:

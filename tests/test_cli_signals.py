@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import subprocess
+import sys
 import time
 
 from nnunet_stroke import cli
@@ -32,3 +34,19 @@ def test_a_forked_worker_still_dies_on_sigterm():
         assert worker.exitcode == -signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+POOL_LOOP = """
+import multiprocessing, os, signal
+from nnunet_stroke import cli
+signal.signal(signal.SIGTERM, cli._terminate_handler(os.getpid()))
+for _ in range(40):  # a pool terminated right after its tasks, while its fresh workers may still be starting
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        pool.map(abs, range(3))
+"""
+
+
+def test_fork_pools_terminate_under_the_cli_handler():
+    """A SIGTERM that reaches a fresh forked worker before CPython's after-fork reset used to be dropped,
+    and Pool.terminate() then waited forever (nnU-Net's fork pools hung the demo)."""
+    subprocess.run([sys.executable, "-c", POOL_LOOP], check=True, timeout=120)
