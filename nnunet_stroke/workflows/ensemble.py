@@ -114,6 +114,23 @@ def _write_majority(folders: list[Path], cases: list[str], ending: str, output: 
         sitk.WriteImage(vote, str(output / f"{case}{ending}"), useCompression=True)
 
 
+def input_cases(folder: Path, ending: str, channels: int) -> tuple[list[str], list[list[str]]]:
+    """(case ids, [[channel files] per case]) of an nnU-Net input folder, listed once before any prediction
+    (nnU-Net lists a folder with a fork pool, which can hang in a process that has run torch threads)."""
+    from nnunetv2.utilities.utils import create_paths_fn, get_identifiers_from_splitted_dataset_folder
+
+    cases = [str(case) for case in get_identifiers_from_splitted_dataset_folder(str(folder), ending)]
+    if not cases:
+        raise UserError(f"{folder} holds no case files (CASE_0000{ending}); pass nnU-Net's input layout (-i)")
+    names = sorted(p.name for p in folder.iterdir())
+    inputs = [create_paths_fn(str(folder), names, ending, case) for case in cases]
+    for case, files in zip(cases, inputs):
+        if len(files) != channels:
+            raise UserError(f"case {case} has {len(files)} channel files in {folder}, the models take {channels} "
+                            f"({case}_0000{ending} ...); add the missing channels or remove the case")
+    return cases, inputs
+
+
 def run_ensemble(models: list[ModelSpec], input_folder: Path, out: Path, vote: str = "soft", device: str = "cuda",
                  use_mirroring: bool = True, num_processes_preprocessing: int = 0,
                  num_processes_export: int = 0) -> list[str]:
@@ -131,9 +148,12 @@ def run_ensemble(models: list[ModelSpec], input_folder: Path, out: Path, vote: s
     out = Path(out)
     if out.exists():
         raise UserError(f"{out} already exists; remove it or choose another output folder")
-    labels = [json.loads((m.folder / "dataset.json").read_text(encoding="utf-8"))["labels"] for m in models]
-    if any(label != labels[0] for label in labels):
-        raise UserError(f"the models' labels differ ({labels}); ensemble models of one label set")
+    dataset_jsons = [json.loads((m.folder / "dataset.json").read_text(encoding="utf-8")) for m in models]
+    if any(d["labels"] != dataset_jsons[0]["labels"] for d in dataset_jsons):
+        raise UserError(f"the models' labels differ ({[d['labels'] for d in dataset_jsons]}); ensemble models of "
+                        "one label set")
+    ending = dataset_jsons[0]["file_ending"]
+    cases, inputs = input_cases(Path(input_folder), ending, len(dataset_jsons[0]["channel_names"]))
     scratch = new_staging_folder(out.parent, f"{out.name}.members")
     try:
         folders = []
@@ -143,19 +163,16 @@ def run_ensemble(models: list[ModelSpec], input_folder: Path, out: Path, vote: s
                 raise UserError(f"{model.folder} is a classifier; ensemble segmentation models")
             folders.append(scratch / f"model_{index}")
             folders[-1].mkdir()  # nnU-Net's sequential path does not create it
+            outputs = [str(folders[-1] / case) for case in cases]
             arguments = dict(save_probabilities=vote == "soft", overwrite=True)
             if num_processes_preprocessing == 0 and num_processes_export == 0:
-                predictor.predict_from_files_sequential(str(input_folder), str(folders[-1]),
-                                                        folder_with_segs_from_prev_stage=None, **arguments)
+                predictor.predict_from_files_sequential(inputs, outputs, folder_with_segs_from_prev_stage=None,
+                                                        **arguments)
             else:
-                predictor.predict_from_files(str(input_folder), str(folders[-1]),
+                predictor.predict_from_files(inputs, outputs,
                                              num_processes_preprocessing=max(1, num_processes_preprocessing),
                                              num_processes_segmentation_export=max(1, num_processes_export),
                                              **arguments)
-        ending = predictor.dataset_json["file_ending"]
-        cases = sorted(p.name[:-len(ending)] for p in folders[0].glob(f"*{ending}"))
-        if not cases:
-            raise UserError(f"{input_folder} holds no case files (CASE_0000{ending}); pass nnU-Net's input layout")
         with staged_folder(out) as staging:
             if vote == "soft":
                 _write_soft(folders, cases, predictor, staging)
