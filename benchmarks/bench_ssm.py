@@ -13,7 +13,7 @@ arguments (D, z, delta_bias, delta_softplus=True), every method called ``--kerne
 - reference: ``reference_scan`` below -- materialises exp(delta A) and delta B u as (B, D, L, N) tensors and
              loops over L, as ``selective_scan_ref`` does; (a) under no_grad, (b) with autograd. Per-token
              slices come from ``unbind``: ``selective_scan_ref``'s indexing makes autograd allocate a full
-             (B, D, L, N) gradient per token (179 s forward+backward already at B1, D32, N16, L2048).
+             (B, D, L, N) gradient per token.
 
 Suite "training" (forward + backward at batch 1, d_inner 128, d_state 16, L 16384 by default; the same
 number of repeats for every method): the scan backends ``torch_chunked`` (chunked parallel scan in

@@ -1,8 +1,13 @@
-"""The wheel carries network_configs/ and dataset_conversion/ inside the package, and the CLI answers."""
+"""The wheel carries network_configs/ and dataset_conversion/ inside the package, the CLI answers, and under
+.ci/run the suite tests the installed wheel, not the source tree."""
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,3 +37,17 @@ def test_every_command_has_help():
     assert expected <= set(commands)
     for name, sub in commands.items():
         assert sub.description or sub.format_help(), name
+
+
+@pytest.mark.skipif("NNUNET_STROKE_EXPECT_SITE" not in os.environ,
+                    reason="only under .ci/run, which names the site-packages folder the wheel went into")
+def test_the_suite_imports_the_installed_wheel_and_its_console_scripts():
+    import nnunet_stroke
+    import nnunet_stroke.network_configs
+
+    site = Path(os.environ["NNUNET_STROKE_EXPECT_SITE"]).resolve()
+    for module in (nnunet_stroke, nnunet_stroke.network_configs):
+        assert site in Path(list(module.__path__)[0]).resolve().parents, (module.__name__, module.__path__)
+    scripts = Path(sys.executable).parent
+    for command in ("nnunet-stroke", "nnUNetv2_train", "nnUNetv2_predict"):
+        assert Path(shutil.which(command)).parent == scripts, command
