@@ -7,12 +7,13 @@ channel widths 8-64 when the trainer trains the planned network) and runs a shor
 ``PLOT_EVERY`` epochs and after the last. The environment variables let tests and the
 demo shorten or lengthen it without another class name (nnU-Net has no schedule flag).
 
-Two settings make the short schedule learn (measured in docs/training.md): segmentation trainers (those
-derived from ``nnUNetTrainerStrokeUNet``) train on batches of at most ``TINY_BATCH_SIZE`` = 2 patches (nnU-Net's
-planned 4 on the demo's plan): at the same compute, twice the optimiser steps; and trainers on a published
-recipe of SGD with a smaller initial learning rate (LBMNet's 1e-3, ``trainers.recipes``) start at nnU-Net's
-``TINY_RECIPE_INITIAL_LR`` = 1e-2: a few hundred steps at 1e-3 leave the network predicting lesion
-everywhere. The full-size trainers keep their batch size and learning rate.
+Two settings help the short schedule learn (docs/training.md; ``benchmarks/bench_tiny_learning.py``
+measures them): segmentation trainers (those derived from ``nnUNetTrainerStrokeUNet``) train on batches
+of at most ``TINY_BATCH_SIZE`` = 2 patches (nnU-Net plans 4 for the demo's phantom): at the same compute,
+twice the optimiser steps; and trainers on a published SGD recipe with a smaller initial learning rate
+(LBMNet's 1e-3, ``trainers.recipes``) start at nnU-Net's ``TINY_RECIPE_INITIAL_LR`` = 1e-2: a few
+hundred steps at 1e-3 can leave the network predicting lesion everywhere. The full-size trainers keep
+their batch size and learning rate.
 
 ``NNUNET_STROKE_TINY_MINUTES`` adds a time budget for training, counted from the start of training:
 after every epoch the number of epochs is set to what fits at the mean epoch time so far (at most the
