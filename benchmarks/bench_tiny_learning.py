@@ -97,6 +97,9 @@ def train_and_evaluate(raw: Path, workdir: Path, name: str, setting: str) -> dic
     output = workdir / f"{name}_{setting}"
     shutil.rmtree(output, ignore_errors=True)
     (output / "reference").mkdir(parents=True)
+    if trainer.enable_deep_supervision:  # the full-resolution output only, as nnU-Net's own validation does
+        trainer.set_deep_supervision_enabled(False)
+    trainer.network.eval()
     predictor = nnUNetPredictor(use_mirroring=False, device=torch.device("cpu"), verbose=False, allow_tqdm=False)
     predictor.manual_initialization(trainer.network, trainer.plans_manager, trainer.configuration_manager,
                                     [trainer.network.state_dict()], dataset_json, name,
