@@ -88,7 +88,8 @@ class MaskAsLogits(torch.nn.Module):
         return torch.cat([-lesion, lesion], dim=1)
 
 
-def test_a_known_mask_comes_back_in_place(planned_phantom, tmp_path):
+@pytest.mark.parametrize("processes", [0, 1])  # in this process; nnU-Net's preprocessing and export workers
+def test_a_known_mask_comes_back_in_place(planned_phantom, tmp_path, processes):
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -109,7 +110,8 @@ def test_a_known_mask_comes_back_in_place(planned_phantom, tmp_path):
     predictor.manual_initialization(network, plans_manager, plans_manager.get_configuration(CONFIGURATION),
                                     [network.state_dict()], planned_phantom.dataset_json, "MaskAsLogits", None)
     out = tmp_path / "out"
-    report = predict_scans(scans, out, predictor, "segmentation")
+    report = predict_scans(scans, out, predictor, "segmentation", num_processes_preprocessing=processes,
+                           num_processes_export=processes)
     assert report.predicted == CASES and not report.failed
     target_spacing = plans["configurations"][CONFIGURATION]["spacing"]
     for case in CASES:
