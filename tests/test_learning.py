@@ -174,11 +174,20 @@ class Family:
         return self.hook.loss(output, target)
 
 
-def parameters_without_gradient(network: nn.Module, loss: torch.Tensor) -> list[str]:
+# parameters a library builds and never uses, by architecture: (name fragment, why)
+UNUSED_BY_THE_LIBRARY = {
+    # MONAI's TransformerBlock creates norm_cross_attn even when with_cross_attention is False (MONAI 1.4-1.6)
+    "unetr": ("norm_cross_attn", "MONAI's ViT blocks build a cross-attention norm they use only with cross-attention"),
+}
+
+
+def parameters_without_gradient(network: nn.Module, loss: torch.Tensor, architecture: str | None = None) -> list[str]:
     network.zero_grad(set_to_none=True)
     loss.backward()
+    unused = UNUSED_BY_THE_LIBRARY[architecture][0] if architecture in UNUSED_BY_THE_LIBRARY else None
     return [name for name, p in network.named_parameters()
-            if p.requires_grad and (p.grad is None or not bool(p.grad.abs().sum() > 0))]
+            if p.requires_grad and (p.grad is None or not bool(p.grad.abs().sum() > 0))
+            and not (unused and unused in name)]
 
 
 def train_on_batch(family: Family, steps: int = STEPS) -> list[float]:
@@ -209,7 +218,7 @@ def _one_thread():
 @pytest.mark.parametrize("trainer_name", one_trainer_per_architecture())
 def test_tiny_network_learns_one_batch_and_every_parameter_gets_a_gradient(trainer_name):
     family = Family(trainer_name)
-    dead = parameters_without_gradient(family.network, family.loss(all_outputs=True))
+    dead = parameters_without_gradient(family.network, family.loss(all_outputs=True), _architecture(family.trainer))
     assert not dead, f"{trainer_name}: no gradient at the first step for {dead[:10]}"
     losses = train_on_batch(family)
     assert loss_falls(losses), f"{trainer_name}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {STEPS} steps"

@@ -142,8 +142,11 @@ def test_paper_scale_preset_builds_on_meta_with_the_benchmarked_count(name):
 
 
 def test_tiny_counts_match_the_benchmark():
+    """RESULTS.md never shows a stale count: the newest networks record, when there is one, matches the code
+    (with no record its section says "not yet recorded" and shows no count)."""
     checked = [name for name in TINY if name in BENCHMARKED]
-    assert len(checked) >= 10 and len([name for name in PAPER_SCALE if name in BENCHMARKED]) >= 20  # table parsed
+    if BENCHMARKED:  # the record was parsed, not merely found
+        assert len(checked) >= 10 and len([name for name in PAPER_SCALE if name in BENCHMARKED]) >= 20
     for name in checked:
         with torch.device("meta") if load_preset(name)["architecture"] not in NOT_ON_META else torch.device("cpu"):
             count = n_params(build_network(name, deep_supervision=False, **bench_plan(name)))

@@ -13,7 +13,8 @@ transformation layers, and a compact classification head". What it leaves open i
   hyperdense bleed. Both encoders have the same timm ConvNeXt architecture; by default they do not share
   weights ("two encoders"); ``shared_weights=True`` makes them one encoder applied twice.
 - **Encoders** from timm (``timm.create_model(encoder, pretrained=False, num_classes=0, global_pool="")``,
-  never downloading anything); ImageNet weights are loaded from a local file by
+  never downloading anything), each ending in ConvNeXt's own final LayerNorm (applied per position,
+  without pooling; built by timm and loaded with the ImageNet weights); ImageNet weights are loaded from a local file by
   :func:`load_imagenet_weights` (stem adapted to the input channels with timm's ``adapt_input_conv``).
 - **Input size.** Each slice is resized (bilinear) to ``image_size`` x ``image_size`` inside the network,
   in training and prediction alike; the ConvNeXt output is then ``image_size / 32`` on a side.
@@ -43,6 +44,12 @@ def convnext_encoder(name: str, input_channels: int, drop_path_rate: float, **ov
 
     return timm.create_model(name, pretrained=False, num_classes=0, global_pool="", in_chans=input_channels,
                              drop_path_rate=drop_path_rate, **overrides)
+
+
+def encoder_tokens(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W) -> (B, d, H/32 * W/32)``: the encoder's features after ConvNeXt's own final LayerNorm
+    (timm's ``forward_head(pre_logits=True)`` without pooling, so ImageNet weights of that norm are used)."""
+    return encoder.forward_head(encoder.forward_features(x), pre_logits=True).flatten(2)
 
 
 class TransformationLayer(nn.Module):
@@ -98,8 +105,8 @@ class StrokeNeXt(nn.Module):
         if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         branch_a, branch_b = self.encoders()
-        tokens_a = branch_a.forward_features(x).flatten(2)
-        tokens_b = branch_b.forward_features(torch.flip(x, dims=(-1,))).flatten(2)
+        tokens_a = encoder_tokens(branch_a, x)
+        tokens_b = encoder_tokens(branch_b, torch.flip(x, dims=(-1,)))
         fused = self.transformation(self.bottleneck(torch.cat([tokens_a, tokens_b], dim=1)))
         return self.head(fused.mean(dim=2))
 
