@@ -9,7 +9,6 @@ ISLES labels; the predictions are identical copies), {raw}, {work}.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -20,6 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from reliability_damage import (cut_gzip_trailer, flip_x, four_d, garbage, nifti, other_spacing, resource_forks,
+                                shift_origin, truncate, uncompressed_truncated, with_value)
 
 CASE = "sub-strokecase0002"
 MASK = f"derivatives/{CASE}/ses-0001/{CASE}_ses-0001_msk.nii.gz"
@@ -73,86 +75,6 @@ class Scenario:
     environment: dict = field(default_factory=dict)  # value None: the variable is unset
 
 
-# ----------------------------------------------------------------------------------------- damage
-def truncate(path: Path, fraction: float = 0.6) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * fraction)])
-
-
-def cut_gzip_trailer(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:-4])
-
-
-def garbage(path: Path) -> None:
-    path.write_bytes(np.random.default_rng(0).bytes(2000))
-
-
-def _nifti(path: Path):
-    import nibabel
-
-    return nibabel.load(str(path))
-
-
-def _save(path: Path, array: np.ndarray, like) -> None:
-    import nibabel
-
-    nibabel.save(nibabel.Nifti1Image(array, like.affine), str(path))
-
-
-def with_value(path: Path, value: float) -> None:
-    image = _nifti(path)
-    array = np.asanyarray(image.dataobj).astype(np.float32)
-    array[tuple(s // 2 for s in array.shape)] = value
-    _save(path, array, image)
-
-
-def four_d(path: Path, volumes: int) -> None:
-    image = _nifti(path)
-    array = np.asanyarray(image.dataobj)
-    _save(path, np.stack([array] * volumes, axis=-1), image)
-
-
-def other_spacing(path: Path) -> None:
-    import nibabel
-
-    image = _nifti(path)
-    nibabel.save(nibabel.Nifti1Image(np.asanyarray(image.dataobj), np.diag([1.5, 1.5, 1.5, 1.0])), str(path))
-
-
-def uncompressed_truncated(path: Path) -> None:
-    plain = path.with_name(path.name[:-3])
-    plain.write_bytes(gzip.decompress(path.read_bytes()))
-    path.unlink()
-    truncate(plain, 0.7)
-
-
-def resource_forks(folder: Path) -> None:
-    for path in [p for p in folder.rglob("*") if p.is_file()]:
-        path.with_name("._" + path.name).write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
-
-
-def flip_x(path: Path) -> None:
-    """The same voxels in physical space, stored with the x axis reversed (direction and origin adjusted)."""
-    import SimpleITK as sitk
-
-    image = sitk.ReadImage(str(path))
-    flipped = sitk.GetImageFromArray(np.ascontiguousarray(sitk.GetArrayFromImage(image)[:, :, ::-1]))
-    flipped.SetSpacing(image.GetSpacing())
-    flipped.SetOrigin(image.TransformIndexToPhysicalPoint((image.GetSize()[0] - 1, 0, 0)))
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    direction[:, 0] *= -1
-    flipped.SetDirection(tuple(direction.ravel()))
-    sitk.WriteImage(flipped, str(path))
-
-
-def shift_origin(path: Path) -> None:
-    import SimpleITK as sitk
-
-    image = sitk.ReadImage(str(path))
-    image.SetOrigin(tuple(o + 5.0 for o in image.GetOrigin()))
-    sitk.WriteImage(image, str(path))
-
-
 def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
@@ -188,14 +110,14 @@ def same_as_clean_conversion(ws: Workspace, result) -> None:
 
 def label_is_3d_and_equal(ws: Workspace, result) -> None:
     same_as_clean_conversion(ws, result)
-    label = _nifti(ws.raw / "Dataset501_ISLES22" / "labelsTr" / f"{CASE}.nii.gz")
-    clean = _nifti(ws.base["converted"] / "labelsTr" / f"{CASE}.nii.gz")
+    label = nifti(ws.raw / "Dataset501_ISLES22" / "labelsTr" / f"{CASE}.nii.gz")
+    clean = nifti(ws.base["converted"] / "labelsTr" / f"{CASE}.nii.gz")
     assert label.ndim == 3 and np.array_equal(np.asanyarray(label.dataobj), np.asanyarray(clean.dataobj))
 
 
 def atlas_image_is_3d(ws: Workspace, result) -> None:
-    image = _nifti(ws.raw / "Dataset502_ATLAS2" / "imagesTr" / f"{ATLAS_CASE}_0000.nii.gz")
-    source = np.asanyarray(_nifti(ws.base["atlas2"] / ATLAS_T1).dataobj)
+    image = nifti(ws.raw / "Dataset502_ATLAS2" / "imagesTr" / f"{ATLAS_CASE}_0000.nii.gz")
+    source = np.asanyarray(nifti(ws.base["atlas2"] / ATLAS_T1).dataobj)
     assert image.ndim == 3 and np.array_equal(np.asanyarray(image.dataobj), source)
 
 
