@@ -1,8 +1,7 @@
 """`nnunet-stroke ensemble --models RESULTS_FOLDER[:FOLDS] ... -i IN -o OUT [--vote soft|majority]`: several
 trained models combined per voxel (nnunet_stroke/workflows/ensemble.py)."""
-import os
 
-from nnunet_stroke.arguments import non_negative_int
+from nnunet_stroke.arguments import add_prediction_runtime_arguments
 
 
 def add_parser(subparsers) -> None:
@@ -18,12 +17,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-i", dest="input", required=True, help="input folder (CASE_XXXX.nii.gz files)")
     parser.add_argument("-o", dest="out", required=True, help="output folder (must not exist)")
     parser.add_argument("--vote", default="soft", choices=("soft", "majority"))
-    parser.add_argument("--disable_tta", action="store_true", help="no test-time mirroring (8x faster in 3D)")
-    parser.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"))
-    parser.add_argument("-npp", type=non_negative_int, default=int(os.environ.get("nnUNet_npp", 0)),
-                        help="preprocessing processes (0 with -nps 0: everything in this process)")
-    parser.add_argument("-nps", type=non_negative_int, default=int(os.environ.get("nnUNet_nps", 0)),
-                        help="segmentation export processes")
+    add_prediction_runtime_arguments(parser)
     parser.set_defaults(func=run)
 
 

@@ -1,8 +1,7 @@
 """`nnunet-stroke predict-scans SRC OUT -d ID -c CONFIG -tr TRAINER`: new scans in a release's layout ->
 masks in the source geometry, volumes.csv and the heads' JSON (nnunet_stroke/workflows/predict_scans.py)."""
-import os
 
-from nnunet_stroke.arguments import non_negative_int
+from nnunet_stroke.arguments import add_prediction_runtime_arguments
 
 
 def add_parser(subparsers) -> None:
@@ -25,12 +24,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--layout", default="isles22", choices=("isles22", "isles22-github", "atlas2"),
                         help="release layout of SRC (isles22 reads both ISLES 2022 release layouts)")
     parser.add_argument("-chk", dest="checkpoint", default="checkpoint_final.pth")
-    parser.add_argument("--disable_tta", action="store_true", help="no test-time mirroring (8x faster in 3D)")
-    parser.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"))
-    parser.add_argument("-npp", type=non_negative_int, default=int(os.environ.get("nnUNet_npp", 0)),
-                        help="preprocessing processes (0 with -nps 0: everything in this process)")
-    parser.add_argument("-nps", type=non_negative_int, default=int(os.environ.get("nnUNet_nps", 0)),
-                        help="segmentation export processes")
+    add_prediction_runtime_arguments(parser)
     parser.set_defaults(func=run)
 
 
