@@ -70,6 +70,51 @@ def test_mamba_mixer_reverse_mode_equals_flipped_training_scan():
     assert_equal_outputs(reference, fast)
 
 
+def test_kernel_softplus_matches_float64_softplus():
+    """The scan kernel takes torch's softplus (threshold 20) itself; float32 within 2e-7 relative of float64."""
+    import numba
+
+    from nnunet_stroke.networks.ssm.token_major_kernel import softplus
+
+    @numba.njit
+    def apply(values, out):
+        for i in range(values.shape[0]):
+            out[i] = softplus(values[i])
+
+    edges = [0.0, 20.0, 20.000002, 19.999998, -87.0, -86.5, 1e-8, -1e-8, 0.3465, 0.3466]
+    for dtype in (torch.float32, torch.float64):
+        values = torch.cat([torch.linspace(-86, 40, 200_001, dtype=dtype), torch.tensor(edges, dtype=dtype)])
+        out = torch.empty_like(values)
+        apply(values.numpy(), out.numpy())
+        reference = torch.nn.functional.softplus(values.double())
+        relative = (out.double() - reference).abs() / reference
+        assert relative.max().item() <= (2e-7 if dtype == torch.float32 else 1e-15)
+
+
+def test_token_major_scan_reads_any_layout_and_equals_the_float64_recurrence():
+    """Column slices of one projection are read in place, other layouts through a copy; an output that is
+    neither contiguous nor such a slice is refused."""
+    from nnunet_stroke.networks.ssm.cpu_scan import scan_torch
+
+    torch.manual_seed(5)
+    batch, length, channels, state = 2, 23, 40, 16
+    projection = torch.randn(batch, length, 3 * channels)
+    u, delta, z = projection.split(channels, -1)  # column slices, as the mixer's projections give them
+    states = torch.randn(batch, 2 * state, length).transpose(1, 2)  # neither contiguous nor a column slice
+    B, C = states.split(state, -1)
+    A, D = -torch.rand(channels, state) * 4, torch.randn(channels)
+    reference, _ = scan_torch(*(t.double().transpose(1, 2) for t in (u, delta)), A.double(),
+                              B.double(), C.double(), D.double(),
+                              z.double().transpose(1, 2), None, True)
+    with torch.inference_mode():
+        fast = token_major_scan.scan_token_major(u, delta, A, B, C, D, z, out=torch.empty(batch, length, channels))
+        in_place = token_major_scan.scan_token_major(u, delta.contiguous(), A, B, C, D, z, out=u)
+        with pytest.raises(ValueError, match="column slice"):
+            token_major_scan.scan_token_major(u, delta, A, B, C, D, z, out=torch.empty(batch, channels, length).transpose(1, 2))
+    for result in (fast, in_place):
+        assert (result.double() - reference.transpose(1, 2)).abs().max().item() <= TOLERANCE * reference.abs().max()
+
+
 def test_directional_scan_inference_path_equals_training_path():
     torch.manual_seed(1)
     block = channels_last_weights(DirectionalScan3d(12, directions="quad"))

@@ -7,16 +7,15 @@ a gate ``z`` and a ``delta_bias`` (Gu & Dao 2023, Algorithm 2; see ``numba_kerne
     h_t,n = exp(dt_t * A_d,n) * h_{t-1},n + dt_t * B_t,n * u_t
     y_t   = (sum_n C_t,n * h_t,n + D_d * u_t) * silu(z_t)
 
-but reads u, delta, z as (batch, length, channels) and B, C as (batch, length, state) -- strided views
-of the projections, as the mixer makes them -- and writes y as (batch, length, channels), the layout
-``out_proj`` takes. The skip and the gate are applied inside the recurrence. The mixer's steps before the
-scan run in place on its input projection as well (``causal_conv_silu_``: the causal depthwise convolution and
-SiLU in one pass over the x half, no copies), the step sizes come from one ``addmm`` with the bias and an
-in-place softplus, and y overwrites u, so at inference the mixer allocates no (length, channels) tensor
-besides the projections and the step sizes. The training path (``cpu_scan._NumbaScan``) needs channel-major copies of u, delta, z, B and C and separate
-softplus, gate and product passes; at LBMNet's full-resolution stage (a million tokens, 96 channels)
-those copies and passes took about three times as long as the recurrence itself (benchmarks/results/
-lbmnet_profile.md). No gradient: used only when autograd is off (``applies``).
+but reads u, delta, z as (batch, length, channels) and B, C as (batch, length, state) -- column slices of the
+projections, as the mixer makes them, read in place -- and writes y as (batch, length, channels), the layout
+``out_proj`` takes. The softplus of the step sizes, the skip and the gate are applied inside the recurrence. The
+mixer's steps before the scan run in place on its input projection as well (``causal_conv_silu_``: the causal
+depthwise convolution and SiLU in one pass over the x half, no copies), the raw step sizes come from one ``addmm``
+with the bias, and y overwrites u, so at inference the mixer allocates no (length, channels) tensor besides the
+projections and the raw step sizes. The training path (``cpu_scan._NumbaScan``) needs channel-major copies of u,
+delta, z, B and C and separate softplus, gate and product passes. No gradient: used only when autograd is off
+(``applies``).
 
 Threads split the channels in blocks (``channel_block``); every thread walks all tokens of its block,
 with the block's states (block x d_state) in L1/L2.
@@ -26,6 +25,7 @@ from __future__ import annotations
 import os
 import warnings
 
+import numpy as np
 import torch
 
 from nnunet_stroke.networks.ssm import cpu_scan
@@ -50,31 +50,57 @@ def channel_block(channels: int) -> int:
     return VECTOR * -(-vectors // cpu_scan._numba_workers())
 
 
+def _rows(t: torch.Tensor, written: bool = False) -> tuple[np.ndarray, int]:
+    """(batch, length, channels) -> (C-contiguous array of whole rows holding t, column of t's first channel):
+    a column slice of a contiguous tensor that fills its storage (a chunk or split of a projection's output) is
+    passed as that whole tensor, anything else as a contiguous copy, which a ``written`` operand cannot be
+    (ValueError)."""
+    batch, length, channels = t.shape
+    width, column = t.stride(1), t.storage_offset()
+    if (t.stride(-1) == 1 and t.stride(0) == length * width and column <= width - channels
+            and t.untyped_storage().nbytes() == batch * length * width * t.element_size()):
+        # the storage holds exactly these rows (a fresh projection output): view all of it
+        return torch.as_strided(t, (batch, length, width), (length * width, width, 1), 0).detach().numpy(), column
+    if written:
+        raise ValueError(f"token-major scan: an output of shape {tuple(t.shape)} and strides {t.stride()} must be "
+                         "contiguous or a column slice of a contiguous (batch, length, width) tensor")
+    return t.detach().contiguous().numpy(), 0
+
+
 def causal_conv_silu_(x, conv, reverse=False) -> torch.Tensor:
-    """In place on x (batch, length, channels), any row stride: silu of mamba's causal depthwise ``conv``
-    (``mamba.causal_depthwise_conv``), one pass, no copy of x; ``reverse``: of the time-reversed sequence, the
-    result in the original order."""
+    """In place on x (batch, length, channels), contiguous or a column slice of a contiguous tensor: silu of mamba's
+    causal depthwise ``conv`` (``mamba.causal_depthwise_conv``), one pass, no copy of x; ``reverse``: of the
+    time-reversed sequence, the result in the original order."""
     from nnunet_stroke.networks.ssm.token_major_kernel import causal_conv_silu_kernel
 
+    rows, column = _rows(x, written=True)
     weight_t = conv.weight[:, 0].t().to(x.dtype).contiguous()  # (taps, channels)
     bias = conv.bias.to(x.dtype) if conv.bias is not None else x.new_zeros(x.shape[-1])
     with warnings.catch_warnings():  # numba's internal IR self-check warns while compiling the inlined exp
         warnings.filterwarnings("ignore", message=".*is not in scope", module="numba")
-        causal_conv_silu_kernel(x.detach().numpy(), weight_t.detach().numpy(), bias.detach().contiguous().numpy(),
-                                channel_block(x.shape[-1]), reverse)
+        causal_conv_silu_kernel(rows, column, x.shape[-1], weight_t.detach().numpy(),
+                                bias.detach().contiguous().numpy(), channel_block(x.shape[-1]), reverse)
     return x
 
 
-def scan_token_major(u, dt, A, B, C, D, z, out, reverse=False) -> torch.Tensor:
-    """u, dt (step sizes after bias and softplus), z: (batch, length, channels); A: (channels, state); B, C:
-    (batch, length, state); D: (channels,); any strides. Writes y (batch, length, channels) into ``out``, which
-    may be ``u`` itself (every token's u is read before its y is written), and returns it. ``reverse``: the
-    recurrence from the last token to the first (the scan of the time-reversed sequence, in the original order)."""
-    from nnunet_stroke.networks.ssm.token_major_kernel import scan_kernel
+def scan_token_major(u, delta, A, B, C, D, z, out, reverse=False) -> torch.Tensor:
+    """u, delta (step sizes before softplus, bias included), z: (batch, length, channels); A: (channels, state); B, C:
+    (batch, length, state); D: (channels,). Operands are read in place when contiguous or column slices of a
+    contiguous tensor (copied otherwise); ``out`` must be such a tensor. Writes y (batch, length, channels) into
+    ``out``, which may be ``u`` itself (every token's u is read before its y is written), and returns it.
+    ``reverse``: the recurrence from the last token to the first (the scan of the time-reversed sequence, in the
+    original order)."""
+    from nnunet_stroke.networks.ssm.token_major_kernel import VECTOR, scan_kernel
 
-    dtype = u.dtype
-    A_t, D = A.to(dtype).t().contiguous(), D.to(dtype).contiguous()
+    dtype, channels = u.dtype, u.shape[-1]
+    padded = VECTOR * -(-channels // VECTOR)
+    A_t = A.new_zeros(A.shape[1], padded, dtype=dtype)
+    A_t[:, :channels] = A.t()
+    out_rows, out_column = _rows(out, written=True)
+    operands = [item for tensor in (u, delta) for item in _rows(tensor)] + [A_t.numpy()]
+    operands += [item for tensor in (B, C) for item in _rows(tensor)] + [D.to(dtype).contiguous().numpy()]
+    operands += [*_rows(z), out_rows, out_column]
     with warnings.catch_warnings():  # numba's internal IR self-check warns while compiling the inlined exp
         warnings.filterwarnings("ignore", message=".*is not in scope", module="numba")
-        scan_kernel(*(t.detach().numpy() for t in (u, dt, A_t, B, C, D, z, out)), channel_block(u.shape[-1]), reverse)
+        scan_kernel(*operands, channel_block(channels), reverse)
     return out
