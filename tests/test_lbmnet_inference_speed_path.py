@@ -97,20 +97,29 @@ def test_token_major_scan_reads_any_layout_and_equals_the_float64_recurrence():
     from nnunet_stroke.networks.ssm.cpu_scan import scan_torch
 
     torch.manual_seed(5)
-    batch, length, channels, state = 2, 23, 40, 16
-    projection = torch.randn(batch, length, 3 * channels)
-    u, delta, z = projection.split(channels, -1)  # column slices, as the mixer's projections give them
-    states = torch.randn(batch, 2 * state, length).transpose(1, 2)  # neither contiguous nor a column slice
-    B, C = states.split(state, -1)
+    batch, length, channels, state, rank = 2, 23, 40, 16, 5
+    projection = torch.randn(batch, length, 2 * channels)
+    u, z = projection.split(channels, -1)  # column slices, as the mixer's projections give them
+    states = torch.randn(batch, rank + 2 * state, length).transpose(1, 2)  # neither contiguous nor a column slice
+    dt_low, B, C = states.split([rank, state, state], -1)
+    dt_weight, dt_bias = torch.randn(channels, rank) * 0.5, torch.randn(channels) * 2
     A, D = -torch.rand(channels, state) * 4, torch.randn(channels)
-    reference, _ = scan_torch(*(t.double().transpose(1, 2) for t in (u, delta)), A.double(),
-                              B.double(), C.double(), D.double(),
-                              z.double().transpose(1, 2), None, True)
+    delta = dt_low.double() @ dt_weight.double().t()
+    reference, _ = scan_torch(*(t.double().transpose(1, 2) for t in (u, delta)), A.double(), B.double(),
+                              C.double(), D.double(), z.double().transpose(1, 2), dt_bias.double(), True)
+    reference_reversed, _ = scan_torch(*(t.double().transpose(1, 2).flip(2) for t in (u, delta)), A.double(),
+                                       B.double().flip(1), C.double().flip(1), D.double(),
+                                       z.double().transpose(1, 2).flip(2), dt_bias.double(), True)
     with torch.inference_mode():
-        fast = token_major_scan.scan_token_major(u, delta, A, B, C, D, z, out=torch.empty(batch, length, channels))
-        in_place = token_major_scan.scan_token_major(u, delta.contiguous(), A, B, C, D, z, out=u)
+        operands = (dt_low, dt_weight, dt_bias, A, B, C, D, z)
+        fast = token_major_scan.scan_token_major(u, *operands, out=torch.empty(batch, length, channels))
+        reversed_ = token_major_scan.scan_token_major(u, *operands, out=torch.empty(batch, length, channels),
+                                                      reverse=True)
+        in_place = token_major_scan.scan_token_major(u, dt_low.contiguous(), *operands[1:], out=u)
         with pytest.raises(ValueError, match="column slice"):
-            token_major_scan.scan_token_major(u, delta, A, B, C, D, z, out=torch.empty(batch, channels, length).transpose(1, 2))
+            token_major_scan.scan_token_major(u, *operands, out=torch.empty(batch, channels, length).transpose(1, 2))
+    reversed_error = (reversed_.double() - reference_reversed.flip(2).transpose(1, 2)).abs().max().item()
+    assert reversed_error <= TOLERANCE * reference_reversed.abs().max()
     for result in (fast, in_place):
         assert (result.double() - reference.transpose(1, 2)).abs().max().item() <= TOLERANCE * reference.abs().max()
 

@@ -99,6 +99,6 @@ class Mamba(nn.Module):
         x, z = xz.chunk(2, dim=-1)  # (batch, L, Di) views
         x = token_major_scan.causal_conv_silu_(x, self.conv1d, reverse)
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = self.dt_proj(dt)  # bias included; the kernel takes the softplus
-        return token_major_scan.scan_token_major(x, delta, -torch.exp(self.A_log.to(x.dtype)), B, C,
+        return token_major_scan.scan_token_major(x, dt, self.dt_proj.weight, self.dt_proj.bias,
+                                                 -torch.exp(self.A_log.to(x.dtype)), B, C,
                                                  self.D.to(x.dtype), z, out=x, reverse=reverse)

@@ -63,43 +63,59 @@ def _softplus_typed(x):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def scan_kernel(u, u_col, delta, delta_col, A_t, B, B_col, C, C_col, D, z, z_col, y, y_col, block, reverse):
+def scan_kernel(u, u_col, low, low_col, weight_t, bias, A_t, B, B_col, C, C_col, D, z, z_col, y, y_col, block,
+                reverse):
     """y[b, t, y_col + d] = (sum_n C h + D u) * silu(z), h the recurrence of ``token_major_scan`` with the step
-    sizes dt = softplus(delta) (bias included in delta); an operand X of channels (or states) d is read at
-    X[b, t, X_col + d]; A_t = A transposed (state, channels
-    padded to a multiple of ``VECTOR``); ``block`` channels (a multiple of ``VECTOR``) per thread job;
+    sizes dt = softplus(bias[d] + sum_r low[b, t, low_col + r] weight_t[r, d]) (mamba's dt_proj of the low-rank
+    step sizes); an operand X of channels (or states) d is read at X[b, t, X_col + d]; A_t = A transposed
+    (state, channels), weight_t (rank, channels) and bias with the channels padded to a multiple of ``VECTOR``;
+    ``block`` channels (a multiple of ``VECTOR``) per thread job;
     ``reverse``: the recurrence runs from the last token to the first. The sum over n keeps the order
     n = 0, 1, ...; a token's u is read before its y is written, so y may overwrite u."""
-    n_batch, length, _ = delta.shape
+    n_batch, length, _ = u.shape
     n_channels = D.shape[0]
-    n_state = A_t.shape[0]
+    n_state, rank = A_t.shape[0], weight_t.shape[0]
     n_blocks = (n_channels + block - 1) // block
     for job in numba.prange(n_batch * n_blocks):
         b = job // n_blocks
         first = (job % n_blocks) * block
         width = min(first + block, n_channels) - first
         groups = (width + VECTOR - 1) // VECTOR
-        h = np.zeros((groups, n_state, VECTOR), dtype=delta.dtype)
-        decay_rate = np.empty((groups, n_state, VECTOR), dtype=delta.dtype)
-        skip = np.zeros((groups, VECTOR), dtype=delta.dtype)
+        h = np.zeros((groups, n_state, VECTOR), dtype=u.dtype)
+        decay_rate = np.empty((groups, n_state, VECTOR), dtype=u.dtype)
+        skip = np.zeros((groups, VECTOR), dtype=u.dtype)
+        projection = np.empty((groups, rank, VECTOR), dtype=u.dtype)
+        bias_block = np.empty((groups, VECTOR), dtype=u.dtype)
         for g in range(groups):
             for j in range(VECTOR):
                 for n in range(n_state):
                     decay_rate[g, n, j] = A_t[n, first + g * VECTOR + j]
+                for r in range(rank):
+                    projection[g, r, j] = weight_t[r, first + g * VECTOR + j]
+                bias_block[g, j] = bias[first + g * VECTOR + j]
                 if g * VECTOR + j < width:
                     skip[g, j] = D[first + g * VECTOR + j]
         # the token's values of the block; lanes past ``width`` stay 0 (h stays 0 there)
-        step = np.zeros((groups, VECTOR), dtype=delta.dtype)
-        step_x = np.zeros((groups, VECTOR), dtype=delta.dtype)
-        acc = np.zeros((groups, VECTOR), dtype=delta.dtype)
+        step = np.zeros((groups, VECTOR), dtype=u.dtype)
+        step_x = np.zeros((groups, VECTOR), dtype=u.dtype)
+        acc = np.zeros((groups, VECTOR), dtype=u.dtype)
+        delta = np.empty((groups, VECTOR), dtype=u.dtype)
         for step_index in range(length):
             t = length - 1 - step_index if reverse else step_index
             u_t = u[b, t, u_col + first:u_col + first + width]
-            delta_t = delta[b, t, delta_col + first:delta_col + first + width]
+            low_t = low[b, t, low_col:low_col + rank]
+            for g in range(groups):
+                for j in range(VECTOR):
+                    delta[g, j] = bias_block[g, j]
+            for r in range(rank):
+                low_r = low_t[r]
+                for g in range(groups):
+                    for j in range(VECTOR):
+                        delta[g, j] += low_r * projection[g, r, j]
             for g in range(groups):
                 for j in range(min(VECTOR, width - g * VECTOR)):
                     x = u_t[g * VECTOR + j]
-                    s = softplus(delta_t[g * VECTOR + j])
+                    s = softplus(delta[g, j])
                     step[g, j] = s
                     step_x[g, j] = s * x
                     acc[g, j] = skip[g, j] * x

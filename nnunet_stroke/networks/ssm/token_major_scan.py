@@ -3,17 +3,17 @@
 Computes exactly what ``dispatch.selective_scan`` computes with ``delta_softplus=True``, a skip ``D``,
 a gate ``z`` and a ``delta_bias`` (Gu & Dao 2023, Algorithm 2; see ``numba_kernels``):
 
-    dt_t  = softplus(delta_t + delta_bias)
+    dt_t  = softplus(delta_t + delta_bias),   delta_t = W_dt dt_low_t   (mamba's dt_proj, rank R -> channels)
     h_t,n = exp(dt_t * A_d,n) * h_{t-1},n + dt_t * B_t,n * u_t
     y_t   = (sum_n C_t,n * h_t,n + D_d * u_t) * silu(z_t)
 
-but reads u, delta, z as (batch, length, channels) and B, C as (batch, length, state) -- column slices of the
+but reads u, z as (batch, length, channels), dt_low as (batch, length, R) and B, C as (batch, length, state) -- column slices of the
 projections, as the mixer makes them, read in place -- and writes y as (batch, length, channels), the layout
 ``out_proj`` takes. The softplus of the step sizes, the skip and the gate are applied inside the recurrence. The
 mixer's steps before the scan run in place on its input projection as well (``causal_conv_silu_``: the causal
-depthwise convolution and SiLU in one pass over the x half, no copies), the raw step sizes come from one ``addmm``
-with the bias, and y overwrites u, so at inference the mixer allocates no (length, channels) tensor besides the
-projections and the raw step sizes. The training path (``cpu_scan._NumbaScan``) needs channel-major copies of u,
+depthwise convolution and SiLU in one pass over the x half, no copies), the step sizes are projected from their low rank
+(``dt_proj``) inside the kernel as well, and y overwrites u, so at inference the mixer allocates no (length, channels) tensor besides the
+input and output projections. The training path (``cpu_scan._NumbaScan``) needs channel-major copies of u,
 delta, z, B and C and separate softplus, gate and product passes. No gradient: used only when autograd is off
 (``applies``).
 
@@ -83,21 +83,26 @@ def causal_conv_silu_(x, conv, reverse=False) -> torch.Tensor:
     return x
 
 
-def scan_token_major(u, delta, A, B, C, D, z, out, reverse=False) -> torch.Tensor:
-    """u, delta (step sizes before softplus, bias included), z: (batch, length, channels); A: (channels, state); B, C:
-    (batch, length, state); D: (channels,). Operands are read in place when contiguous or column slices of a
-    contiguous tensor (copied otherwise); ``out`` must be such a tensor. Writes y (batch, length, channels) into
-    ``out``, which may be ``u`` itself (every token's u is read before its y is written), and returns it.
-    ``reverse``: the recurrence from the last token to the first (the scan of the time-reversed sequence, in the
-    original order)."""
+def scan_token_major(u, dt_low, dt_weight, dt_bias, A, B, C, D, z, out, reverse=False) -> torch.Tensor:
+    """u, z: (batch, length, channels); dt_low: (batch, length, rank), the low-rank step sizes, which the kernel
+    projects itself (delta = dt_low dt_weight^T + dt_bias, dt_weight (channels, rank): mamba's ``dt_proj``);
+    A: (channels, state); B, C: (batch, length, state); D: (channels,). Operands are read in place when contiguous
+    or column slices of a contiguous tensor (copied otherwise); ``out`` must be such a tensor. Writes y (batch,
+    length, channels) into ``out``, which may be ``u`` itself (every token's u is read before its y is written),
+    and returns it. ``reverse``: the recurrence from the last token to the first (the scan of the time-reversed
+    sequence, in the original order)."""
     from nnunet_stroke.networks.ssm.token_major_kernel import VECTOR, scan_kernel
 
     dtype, channels = u.dtype, u.shape[-1]
     padded = VECTOR * -(-channels // VECTOR)
-    A_t = A.new_zeros(A.shape[1], padded, dtype=dtype)
-    A_t[:, :channels] = A.t()
+
+    def padded_rows(matrix):  # (channels, k) -> (k, padded channels), zeros past the channels
+        rows = matrix.new_zeros(matrix.shape[1], padded, dtype=dtype)
+        rows[:, :channels] = matrix.t()
+        return rows.detach().numpy()
+
     out_rows, out_column = _rows(out, written=True)
-    operands = [item for tensor in (u, delta) for item in _rows(tensor)] + [A_t.numpy()]
+    operands = [*_rows(u), *_rows(dt_low), padded_rows(dt_weight), padded_rows(dt_bias[:, None])[0], padded_rows(A)]
     operands += [item for tensor in (B, C) for item in _rows(tensor)] + [D.to(dtype).contiguous().numpy()]
     operands += [*_rows(z), out_rows, out_column]
     with warnings.catch_warnings():  # numba's internal IR self-check warns while compiling the inlined exp
