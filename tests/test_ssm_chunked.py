@@ -158,3 +158,47 @@ def test_layers_match_token_loop_reference(monkeypatch, make, shape):
     torch.testing.assert_close(out, expected, **FP64_TOLERANCE)
     for grad, expected_grad in zip(grads, expected_grads):
         torch.testing.assert_close(grad, expected_grad, **FP64_TOLERANCE)
+
+
+@pytest.mark.parametrize("length", [1, 70])
+def test_inputs_are_left_unchanged(length):
+    """A chunk's time-major copy of delta can be a view of delta itself (length 1): nothing is written
+    into the caller's tensors."""
+    inputs = random_inputs(1, 3, 4, length, torch.float32, seed=8)
+    before = {name: t.detach().clone() for name, t in inputs.items()}
+    out, _ = chunked_scan.scan_chunked(*_canonical(inputs), True, chunk=32)
+    out.backward(torch.ones_like(out))
+    for name, tensor in inputs.items():
+        torch.testing.assert_close(tensor.detach(), before[name], rtol=0, atol=0, msg=name)
+
+
+def test_backward_under_autocast_keeps_float32_accuracy():
+    """Gradients taken inside an autocast context (bfloat16 matrix products) are still float32-exact."""
+    inputs = random_inputs(2, 4, 16, 77, torch.float32, seed=9)
+    upstream = torch.randn(2, 4, 77, generator=torch.Generator().manual_seed(10))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = selective_scan(**inputs, delta_softplus=True)
+        grads = torch.autograd.grad(out, [inputs[n] for n in NAMES], upstream)
+    reference = {name: t.detach().double().requires_grad_() for name, t in inputs.items()}
+    expected, _ = naive_scan(**reference, delta_softplus=True)
+    expected_grads = torch.autograd.grad(expected, [reference[n] for n in NAMES], upstream.double())
+    for name, grad, expected_grad in zip(NAMES, grads, expected_grads):
+        assert grad.dtype == torch.float32
+        torch.testing.assert_close(grad.double(), expected_grad, **FP32_TOLERANCE, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_softplus_matches_torch(dtype):
+    x = torch.cat([torch.linspace(-120, 120, 4001, dtype=dtype), torch.tensor([0.0, 19.99, 20.0, 20.01], dtype=dtype)])
+    info = torch.finfo(dtype)  # absolute: below the smallest normal number (float32 near x = -88)
+    torch.testing.assert_close(chunked_scan.softplus(x), torch.nn.functional.softplus(x), rtol=4 * info.eps,
+                               atol=info.tiny)
+
+
+def test_thread_setting_is_restored():
+    threads = torch.get_num_threads()
+    inputs = random_inputs(1, 3, 4, 40, torch.float32, seed=11)
+    out, _ = chunked_scan.scan_chunked(*_canonical(inputs), True, chunk=16)
+    assert torch.get_num_threads() == threads
+    out.sum().backward()
+    assert torch.get_num_threads() == threads

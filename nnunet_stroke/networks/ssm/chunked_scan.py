@@ -18,20 +18,30 @@ cumulative decays, which overflows in float32 after a few dozen tokens at Mamba'
 Backward (``_ChunkedScan``): the forward pass keeps only the state entering each chunk. Chunks are
 revisited last to first; each recomputes its states from that checkpoint, then solves the adjoint
 lam_t = C_t dy_t + e_{t+1} lam_{t+1} by the same scan run in reverse, with lam carried across chunk
-boundaries. With w_t = lam_t e_t h_{t-1} = lam_t (h_t - x_t):
+boundaries; its decays e_{t+1} are a shifted copy of the chunk's decays taken before the state scan
+consumes them (one exp per element in each pass). With w_t = lam_t e_t h_{t-1} = lam_t (h_t - x_t):
     dA = sum_t w_t dt_t,   ddt_t = sum_n (w_t A + lam_t B_t u_t),   dB_t = sum_d lam_t dt_t u_t,
     du_t = dt_t sum_n lam_t B_t + D dy_t,   dC_t = sum_d dy_t h_t,   dD = sum_t dy_t u_t.
-Step sizes, gate and skip are computed chunk by chunk too, so the memory beyond inputs, output and
-gradients is the chunk checkpoints (batch, L / chunk, channels, state) and three (batch, chunk, channels,
-state) buffers allocated once per call and reused by every chunk (the backward pass recomputes the decays
-rather than keep a second buffer of them).
+The gate's factors silu(z) (forward) and dout silu(z), dout silu'(z) (backward) are computed once for the
+whole sequence in place in the output and gradient tensors; step sizes and skip chunk by chunk. The
+memory beyond inputs, output and gradients is the chunk checkpoints (batch, L / chunk + 1, state,
+channels) and three (batch, chunk, state, channels) buffers allocated once per call and reused by every
+chunk.
 
-Layout (canonical, as ``cpu_scan``): u, delta, z (batch, channels, L); A (channels, state);
-B, C (batch, L, state); D, delta_bias (channels,) or None.
+Layouts. Arguments (canonical, as ``cpu_scan``): u, delta, z (batch, channels, L); A (channels, state);
+B, C (batch, L, state); D, delta_bias (channels,) or None. Inside: chunk buffers (batch, T, state,
+channels), so that sum_n C_t,n h_t,n is one batched matrix product and the per-channel factors are
+broadcast along the contiguous channel axis; per-channel quantities of a chunk are time-major copies
+(batch, T, channels), so element-wise operations never mix layouts (mixed strides cost several times
+more). Step sizes use ``softplus`` below (torch's calls a scalar log1p on CPU, about 2x slower here).
+On CPU the scan runs with one intra-op thread (``_scan_context``): its operations are about 100 per
+chunk on at most 1 MB each, and with two threads every one of them waits for the other thread to wake
+(docs/ssm.md).
 """
 
+import contextlib
+
 import torch
-import torch.nn.functional as F
 
 CHUNK_ELEMENTS = 2 ** 18  # batch * chunk * channels * state elements per chunk (1 MB in float32)
 MAX_CHUNK = 4096
@@ -88,128 +98,175 @@ def prefix_scan_(decay, x, reverse=False):
     return x
 
 
-def _chunk_terms(dt, u, A, B, decay, x):
-    """Fills the (batch, chunk, channels, state) buffers ``decay`` with exp(dt A) and ``x`` with dt B u;
-    the positions of a shorter last chunk beyond its tokens get identity maps (decay 1, input 0), which
-    leave every real token's state unchanged."""
+SOFTPLUS_THRESHOLD = 20.0  # torch's softplus (and mamba-ssm's) is the identity above it
+
+
+def softplus(x):
+    """torch's softplus (beta 1, threshold 20) from vectorised exp and log: max(x, 0) + log1p(exp(-|x|)),
+    with log1p(e) = log(1 + e) - ((1 + e) - 1 - e) / (1 + e) (the rounding of 1 + e corrected; a few ulp)."""
+    e = torch.exp(-x.abs())
+    one_plus = 1 + e
+    log1p = torch.log(one_plus).sub_(((one_plus - 1).sub_(e)).div_(one_plus))
+    return torch.where(x > SOFTPLUS_THRESHOLD, x, log1p.add_(x.clamp(min=0)))
+
+
+def _time_major(tensor, span):
+    """Contiguous (batch, T, channels) copy of a chunk of a (batch, channels, L) tensor. Copying the
+    chunk's rows first and transposing the small copy is about 3x faster than one strided copy."""
+    return tensor[:, :, span].contiguous().transpose(1, 2).contiguous()
+
+
+def _step_sizes(span, delta, delta_bias, delta_softplus):
+    """(raw, dt) of a chunk, time-major (batch, T, channels): delta (+ bias), and softplus of it."""
+    raw = _time_major(delta, span)  # may be a view of ``delta`` (length 1): no in-place change
+    raw = raw + delta_bias if delta_bias is not None else raw
+    return raw, softplus(raw) if delta_softplus else raw
+
+
+def _fill_terms(dt, dtu, A_t, B, decay, x):
+    """Fills (batch, T, state, channels) ``decay`` with exp(dt A) and ``x`` with dt B u from time-major
+    (batch, size, channels) ``dt`` and ``dtu``; positions beyond ``size`` get identity maps."""
     size = dt.shape[1]
-    torch.mul(dt.unsqueeze(-1), A, out=decay[:, :size]).exp_()
-    torch.mul((dt * u).unsqueeze(-1), B.unsqueeze(2), out=x[:, :size])
+    torch.mul(dt.unsqueeze(2), A_t, out=decay[:, :size]).exp_()
+    torch.mul(dtu.unsqueeze(2), B.unsqueeze(3), out=x[:, :size])
     if size < decay.shape[1]:
         decay[:, size:] = 1.0
         x[:, size:] = 0.0
 
 
-def _chunk_states(plan, decay, x, state_in):
-    """In place: ``x`` becomes the chunk's states from the state entering it (``decay`` is consumed);
-    ``plan`` is ``scan_plan(decay, x)``."""
-    x[:, 0].addcmul_(decay[:, 0], state_in)
-    run_plan(plan)
+def _contract_state(vectors, states):
+    """sum_n vectors[b, t, n] states[b, t, n, d]: (batch, T, channels)."""
+    return torch.matmul(vectors.unsqueeze(2), states).squeeze(2)
 
 
-def _chunk_inputs(span, u, delta, z, delta_bias, delta_softplus):
-    """(batch, T, channels) chunks of u and z and the step sizes (before and after the softplus); nothing
-    of the sequence's length is materialised."""
-    u_c, z_c, raw = (None if t is None else _time_major(t, span) for t in (u, z, delta))
-    raw = raw + delta_bias if delta_bias is not None else raw
-    return u_c, z_c, raw, F.softplus(raw) if delta_softplus else raw
-
-
-def _time_major(tensor, span):
-    """Contiguous (batch, T, channels) copy of a chunk of a (batch, channels, L) tensor (strided views
-    make PyTorch's small matrix products and element-wise kernels several times slower). Copying the
-    chunk's rows first and transposing the small copy is about 3x faster than one strided copy."""
-    return tensor[:, :, span].contiguous().transpose(1, 2).contiguous()
+@contextlib.contextmanager
+def _scan_context(device):
+    """Autocast off (the backward pass may run under an autocast context; the scan computes in the dtype
+    of its inputs) and, on CPU, one intra-op thread, restored after. The thread setting is process-wide:
+    torch operations run meanwhile from other Python threads get one thread too."""
+    threads = torch.get_num_threads()
+    one_thread = device.type == "cpu" and threads > 1
+    with torch.autocast(device.type, enabled=False):
+        if one_thread:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if one_thread:
+                torch.set_num_threads(threads)
 
 
 class _ChunkedScan(torch.autograd.Function):
-    """Works chunk by chunk on (batch, T, channels) views of the (batch, channels, L) inputs; the
-    chunk-sized buffers are allocated once per call and reused by every chunk. Only the inputs and the
-    chunk checkpoints are kept for backward."""
+    """Works chunk by chunk; only the inputs and the chunk checkpoints are kept for backward."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk):
+        with _scan_context(u.device):
+            return _ChunkedScan._forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk)
+
+    @staticmethod
+    def _forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk):
         batch, channels, length = u.shape
-        starts = range(0, length, chunk)
-        state = u.new_zeros(batch, channels, A.shape[1])
-        checkpoints = u.new_empty(batch, len(starts), channels, A.shape[1])
-        decay, h = (u.new_empty(batch, chunk, channels, A.shape[1]) for _ in range(2))
+        n_chunks = -(-length // chunk)
+        A_t = A.t().contiguous()
+        checkpoints = u.new_empty(batch, n_chunks + 1, A.shape[1], channels)
+        checkpoints[:, 0] = 0.0
+        decay, h = (u.new_empty(batch, chunk, A.shape[1], channels) for _ in range(2))
         plan = scan_plan(decay, h)
         out = torch.empty_like(u)
-        for index, start in enumerate(starts):
-            span = slice(start, min(length, start + chunk))
-            size = span.stop - start
-            u_c, z_c, _, dt_c = _chunk_inputs(span, u, delta, z, delta_bias, delta_softplus)
-            checkpoints[:, index] = state
-            _chunk_terms(dt_c, u_c, A, B[:, span], decay, h)
-            _chunk_states(plan, decay, h, state)
-            y_c = torch.einsum("btdn,btn->btd", h[:, :size], C[:, span])
+        if z is not None:
+            torch.sigmoid(z, out=out).mul_(z)  # silu(z), multiplied by y chunk by chunk
+        for index in range(n_chunks):
+            span = slice(index * chunk, min(length, (index + 1) * chunk))
+            size = span.stop - span.start
+            _, dt = _step_sizes(span, delta, delta_bias, delta_softplus)
+            u_t = _time_major(u, span)
+            _fill_terms(dt, dt * u_t, A_t, B[:, span], decay, h)
+            h[:, 0].addcmul_(decay[:, 0], checkpoints[:, index])
+            run_plan(plan)
+            checkpoints[:, index + 1] = h[:, size - 1]
+            y = _contract_state(C[:, span], h[:, :size])
             if D is not None:
-                y_c += D * u_c
-            out[:, :, span] = (y_c * F.silu(z_c) if z is not None else y_c).transpose(1, 2)
-            state = h[:, size - 1].clone()
+                y.addcmul_(u_t, D)
+            if z is not None:
+                out[:, :, span] *= y.transpose(1, 2)
+            else:
+                out[:, :, span] = y.transpose(1, 2)
+        last_state = checkpoints[:, -1].transpose(1, 2).contiguous()
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, checkpoints)
         ctx.delta_softplus, ctx.chunk = bool(delta_softplus), chunk
-        ctx.mark_non_differentiable(state)
-        return out, state
+        ctx.mark_non_differentiable(last_state)
+        return out, last_state
 
     @staticmethod
     def backward(ctx, dout, _dlast_state):
+        with _scan_context(dout.device):
+            return _ChunkedScan._backward(ctx, dout)
+
+    @staticmethod
+    def _backward(ctx, dout):
         u, delta, A, B, C, D, z, delta_bias, checkpoints = ctx.saved_tensors
         length, chunk = u.shape[2], ctx.chunk
+        A_t = A.t().contiguous()
         du, ddelta = torch.empty_like(u), torch.empty_like(u)
         dz = torch.empty_like(z) if z is not None else None
-        dB, dC, dA = torch.empty_like(B), torch.empty_like(C), torch.zeros_like(A)
+        dB, dC, dA_t = torch.empty_like(B), torch.empty_like(C), torch.zeros_like(A_t)
         dD = torch.zeros_like(D) if D is not None else None
         dbias = torch.zeros_like(delta_bias) if delta_bias is not None else None
         carry = torch.zeros_like(checkpoints[:, 0])  # e_{t+1} lam_{t+1} entering from the right
         shape = (checkpoints.shape[0], chunk, *checkpoints.shape[2:])
-        work, h, lam = (u.new_empty(shape) for _ in range(3))
-        plan, reverse_plan = scan_plan(work, h), scan_plan(work, lam, reverse=True)
-        for index in range(checkpoints.shape[1] - 1, -1, -1):
+        work, h, later = (u.new_empty(shape) for _ in range(3))
+        plan, reverse_plan = scan_plan(work, h), scan_plan(later, work, reverse=True)
+        if z is not None:  # out = y silu(z): dy = dout silu(z) into du, dout silu'(z) into dz (x y later)
+            gate = torch.sigmoid(z, out=dz)
+            silu = torch.mul(z, gate, out=du)
+            gate.addcmul_(silu, gate, value=-1).add_(silu).mul_(dout)  # silu' = s + silu (1 - s)
+            silu.mul_(dout)
+        gradient_y = du if z is not None else dout
+        for index in range(checkpoints.shape[1] - 2, -1, -1):
             span = slice(index * chunk, min(length, (index + 1) * chunk))
             size = span.stop - span.start
-            u_c, z_c, raw_c, dt_c = _chunk_inputs(span, u, delta, z, delta_bias, ctx.delta_softplus)
-            B_c, C_c, dy_c = B[:, span], C[:, span], _time_major(dout, span)
-            state_in = checkpoints[:, index]
-            _chunk_terms(dt_c, u_c, A, B_c, work, h)
-            _chunk_states(plan, work, h, state_in)
-            if z is not None:  # out = y silu(z): the gradient reaching y, and the gate's own
-                y_c = torch.einsum("btdn,btn->btd", h[:, :size], C_c)
+            raw, dt = _step_sizes(span, delta, delta_bias, ctx.delta_softplus)
+            u_t, dy = _time_major(u, span), _time_major(gradient_y, span)
+            B_c, C_c, dtu = B[:, span], C[:, span], dt * u_t
+            _fill_terms(dt, dtu, A_t, B_c, work, h)
+            later[:, :size - 1] = work[:, 1:size]  # e_{t+1}: the reverse scan's decays
+            later[:, size - 1:] = 1.0  # the next chunk's e_0 is inside ``carry``
+            h[:, 0].addcmul_(work[:, 0], checkpoints[:, index])
+            run_plan(plan)  # keeps work[:, 0] = e_0
+            first_decay = work[:, 0].clone()
+            states = h[:, :size]
+            if z is not None:
+                y = _contract_state(C_c, states)
                 if D is not None:
-                    y_c += D * u_c
-                gate = torch.sigmoid(z_c)
-                dz[:, :, span] = (dy_c * y_c * gate * (1 + z_c * (1 - gate))).transpose(1, 2)
-                dy_c = dy_c * z_c * gate
-            dC[:, span] = torch.einsum("btd,btdn->btn", dy_c, h[:, :size])
-            # lam_t = C_t dy_t + e_{t+1} lam_{t+1}: a reverse scan with the decays shifted by one
-            later_decay = work  # e_{t+1}, recomputed (the forward scan consumed the decays)
-            torch.mul(dt_c[:, 1:].unsqueeze(-1), A, out=later_decay[:, :size - 1]).exp_()
-            later_decay[:, size - 1:] = 1.0  # the next chunk's e_0 is inside ``carry``
-            torch.mul(dy_c.unsqueeze(-1), C_c.unsqueeze(2), out=lam[:, :size])
+                    y.addcmul_(u_t, D)
+                dz[:, :, span] *= y.transpose(1, 2)
+            dC[:, span] = torch.mul(states, dy.unsqueeze(2), out=work[:, :size]).sum(-1)
+            lam = work  # lam_t = C_t dy_t + e_{t+1} lam_{t+1}: a reverse scan
+            torch.mul(dy.unsqueeze(2), C_c.unsqueeze(3), out=lam[:, :size])
             if size < chunk:
                 lam[:, size:] = 0.0
             lam[:, size - 1] += carry
             run_plan(reverse_plan)
-            carry = torch.exp(dt_c[:, 0].unsqueeze(-1) * A) * lam[:, 0]
-            x = work[:, :size]  # e_t h_{t-1} = h_t - x_t, x_t = dt_t B_t u_t
-            torch.mul((dt_c * u_c).unsqueeze(-1), B_c.unsqueeze(2), out=x)
-            w = h[:, :size].sub_(x).mul_(lam[:, :size])  # lam_t e_t h_{t-1}
-            lam_B = torch.einsum("btdn,btn->btd", lam[:, :size], B_c)
-            ddt = torch.einsum("btdn,dn->btd", w, A) + lam_B * u_c
-            if ctx.delta_softplus:  # torch's softplus is the identity above 20
-                ddt = torch.where(raw_c > 20, ddt, ddt * torch.sigmoid(raw_c))
+            torch.mul(first_decay, lam[:, 0], out=carry)
+            lam = lam[:, :size]
+            lam_B = _contract_state(B_c, lam)
+            dB[:, span] = torch.mul(lam, dtu.unsqueeze(2), out=later[:, :size]).sum(-1)
+            x = torch.mul(dtu.unsqueeze(2), B_c.unsqueeze(3), out=later[:, :size])
+            w = states.sub_(x).mul_(lam)  # lam_t e_t h_{t-1} = lam_t (h_t - x_t)
+            ddt = torch.mul(w, A_t, out=x).sum(2).addcmul_(lam_B, u_t)
+            if ctx.delta_softplus:  # softplus' = sigmoid, 1 above the threshold
+                ddt = torch.where(raw > SOFTPLUS_THRESHOLD, ddt, ddt * torch.sigmoid(raw))
             ddelta[:, :, span] = ddt.transpose(1, 2)
-            du_c = lam_B * dt_c
-            if D is not None:
-                du_c += D * dy_c
-                dD += (dy_c * u_c).sum((0, 1))
-            du[:, :, span] = du_c.transpose(1, 2)
             if dbias is not None:
                 dbias += ddt.sum((0, 1))
-            dB[:, span] = torch.einsum("btd,btdn->btn", dt_c * u_c, lam[:, :size])
-            dA += torch.mul(w, dt_c.unsqueeze(-1), out=x).sum((0, 1))
-        return du, ddelta, dA, dB, dC, dD, dz, dbias, None, None
+            du_t = lam_B.mul_(dt)
+            if D is not None:
+                dD += (dy * u_t).sum((0, 1))
+                du_t.addcmul_(dy, D)
+            du[:, :, span] = du_t.transpose(1, 2)
+            dA_t += torch.mul(w, dt.unsqueeze(2), out=x).sum((0, 1))
+        return du, ddelta, dA_t.t().contiguous(), dB, dC, dD, dz, dbias, None, None
 
 
 def scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk=None):
