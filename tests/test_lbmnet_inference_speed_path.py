@@ -124,10 +124,18 @@ def test_token_major_scan_reads_any_layout_and_equals_the_float64_recurrence():
         assert (result.double() - reference.transpose(1, 2)).abs().max().item() <= TOLERANCE * reference.abs().max()
 
 
-def test_directional_scan_inference_path_equals_training_path():
+@pytest.mark.parametrize("directions,share_mixer", [("quad", False), ("bi", False), ("forward", False), ("bi", True)])
+def test_directional_scan_inference_path_equals_training_path(directions, share_mixer):
+    """"bi" and "forward" (one flattening order) take the reassociated out_proj + fusion product with one reused
+    in_proj buffer; its combined weights follow in-place weight changes."""
     torch.manual_seed(1)
-    block = channels_last_weights(DirectionalScan3d(12, directions="quad"))
+    block = channels_last_weights(DirectionalScan3d(12, directions=directions, share_mixer=share_mixer))
     x = torch.randn(2, 12, 5, 6, 7).contiguous(memory_format=torch.channels_last_3d)
+    assert_equal_outputs(*reference_and_inference(block, x))
+    assert (block._combined._key is not None) == (directions != "quad" and not share_mixer)
+    with torch.no_grad():
+        block.mixers[0].out_proj.weight.mul_(1.5)
+        block.fuse.bias.add_(0.25)
     assert_equal_outputs(*reference_and_inference(block, x))
 
 

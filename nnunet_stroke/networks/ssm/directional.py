@@ -37,6 +37,8 @@ and adds eq. 8's residual, the block input before ASC, itself (networks/blocks/b
 import torch
 from torch import nn
 
+from nnunet_stroke.networks.blocks import inference_fusion
+from nnunet_stroke.networks.ssm import token_major_scan
 from nnunet_stroke.networks.ssm.mamba import Mamba
 
 _ORDERS_3D = {"raster": (0, 1, 2), "height-major": (1, 0, 2), "inter-slice": (1, 2, 0)}
@@ -89,6 +91,7 @@ class DirectionalScan3d(nn.Module):
                                     for _ in range(n_mixers))
         k = len(self.directions)
         self.fuse = nn.Linear(k * channels, channels) if fuse == "concat" else None
+        self._combined = inference_fusion.InferenceCache()
 
     def forward(self, x):
         if x.dim() not in (4, 5) or x.shape[1] != self.channels:
@@ -97,6 +100,12 @@ class DirectionalScan3d(nn.Module):
         spatial = x.shape[2:]
         orders = _ORDERS_3D if len(spatial) == 3 else _ORDERS_2D
         maps = self.norm(x.movedim(1, -1))
+        names = {name for name, _ in self.directions}
+        if (self.fuse is not None and not self.share_mixer and len(names) == 1 and inference_fusion.applies(self)
+                and token_major_scan.applies(maps)):  # CPU inference, every direction in one order
+            order = orders[names.pop()]
+            fused = _unflatten(self._fused_mixers_in_place(maps, order), spatial, order, False).movedim(-1, 1)
+            return fused + x if self.residual else fused
         if self.share_mixer:  # the directions stacked in the batch, reversed ones flipped
             sequences = [_flatten(maps, orders[name], reverse) for name, reverse in self.directions]
             outputs = self.mixers[0](torch.cat(sequences, 0)).chunk(len(sequences), 0)
@@ -113,6 +122,31 @@ class DirectionalScan3d(nn.Module):
             fused = self._fuse_in_place(maps_out)
         fused = fused.movedim(-1, 1)
         return fused + x if self.residual else fused
+
+    def _fused_mixers_in_place(self, maps, order):
+        """CPU inference, one mixer per direction, every direction in one flattening ``order``: ``self.fuse`` of
+        the concatenated mixer outputs as b + sum_k y_k (W_f,k W_out,k)^T, y_k the k-th mixer's output before
+        its out_proj and b = b_f + sum_k W_f,k b_out,k (the two products reassociated, the combined weights
+        cached); the mixers write their in_proj outputs into one reused buffer. Returns (batch, L, C)."""
+        weights, bias = self._combined.get(
+            inference_fusion.sources(self.fuse, *(mixer.out_proj for mixer in self.mixers)), self._combine)
+        sequence = _flatten(maps, order, False)
+        fused, xz = None, None
+        for mixer, (_, reverse), weight in zip(self.mixers, self.directions, weights):
+            y = mixer.inner_inference(sequence, reverse, xz)  # the x half of the in_proj output xz
+            xz = torch.as_strided(y, (*y.shape[:-1], 2 * y.shape[-1]), (y.stride(0), y.stride(1), 1), 0)
+            rows = y.reshape(-1, y.shape[-1])
+            fused = torch.addmm(bias, rows, weight.t()) if fused is None else fused.addmm_(rows, weight.t())
+        return fused.view(*sequence.shape[:-1], self.channels)
+
+    def _combine(self):
+        """([W_f,k W_out,k per direction k], b_f + sum_k W_f,k b_out,k)."""
+        weights, bias = [], self.fuse.bias.clone()
+        for mixer, fuse_weight in zip(self.mixers, self.fuse.weight.split(self.channels, dim=1)):
+            weights.append(fuse_weight @ mixer.out_proj.weight)
+            if mixer.out_proj.bias is not None:
+                bias += fuse_weight @ mixer.out_proj.bias
+        return weights, bias
 
     def _fuse_in_place(self, maps_out):
         """``self.fuse(torch.cat(maps_out, -1))`` as one product per direction added into one output."""

@@ -93,6 +93,18 @@ class Mamba(nn.Module):
                            delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
         return self.out_proj(y.transpose(1, 2))
 
+    def inner_inference(self, hidden_states, reverse=False, xz=None):
+        """CPU inference (``token_major_scan.applies``): y (batch, L, Di), what ``forward`` feeds ``out_proj``,
+        written into the x half of in_proj's output; ``xz`` (batch, L, 2Di, contiguous): a buffer to write that
+        output into instead of a fresh tensor (``DirectionalScan3d`` reuses one across its directions)."""
+        if xz is None:
+            xz = self.in_proj(hidden_states)
+        else:
+            torch.matmul(hidden_states, self.in_proj.weight.t(), out=xz)
+            if self.in_proj.bias is not None:
+                xz.add_(self.in_proj.bias)
+        return self._mix_token_major(xz, reverse)
+
     def _mix_token_major(self, xz, reverse):
         """What ``forward`` computes between in_proj and out_proj, without autograd on the CPU: the causal
         conv + SiLU overwrite the x half of xz, y overwrites it again (``token_major_scan``)."""
