@@ -30,7 +30,9 @@ inference scans backwards in place instead of copying.
 
 Each direction has its own ``Mamba`` (``mixers.0``, ``mixers.1``, ...; Vision Mamba style) unless
 ``share_mixer=True``, in which case one mixer (``mixers.0``) runs every direction, stacked in the
-batch. LBMNet's BSC-Mamba block uses directions="bi", fuse="concat", share_mixer=False, residual=False
+batch. At CPU inference with one mixer per direction and one flattening order ("forward", "bi"), each mixer's
+out_proj and its slice of W_f run as one product with the cached W_f,k W_out,k (reassociated), the mixers
+sharing one in_proj output buffer. LBMNet's BSC-Mamba block uses directions="bi", fuse="concat", share_mixer=False, residual=False
 and adds eq. 8's residual, the block input before ASC, itself (networks/blocks/bsc_mamba.py).
 """
 
