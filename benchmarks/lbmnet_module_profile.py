@@ -6,7 +6,9 @@ softmax of BAGF's gate, the permutes and flips around the scan) counts for that 
 convolutions by shape (depthwise k^3, dense k^3, pointwise 1^3, strided down, transposed up), norms,
 activations, the Mamba mixer's linear layers, its causal conv, its own forward (the selective scan
 plus the gate), ``DirectionalScan3d`` itself (layout: channels-last <-> sequence permutes, flips,
-concatenation), and the blocks' own element-wise work. At inference a ``ConvNorm`` runs one convolution
+concatenation; at CPU inference with one flattening order also its mixers' work after their first in_proj,
+which it runs through ``Mamba.inner_inference`` and one combined out_proj + fusion product, so no mixer
+forward is hooked there), and the blocks' own element-wise work. At inference a ``ConvNorm`` runs one convolution
 with its BatchNorm folded in (row "... + folded norm", the norm's own row then absent); LSC's merged
 depthwise and folded 3^3 refinement convolutions and the folded convolutions of BAGF's depthwise
 residual block run in those blocks' own forward (their "element-wise" rows). Used by
@@ -52,8 +54,8 @@ def module_kind(module: nn.Module) -> str:
         return "linear (mamba projections, scan fusion, attention MLP)"
     if isinstance(module, Mamba):
         return "mamba own forward (selective scan, gate, causal conv)"
-    if isinstance(module, DirectionalScan3d):
-        return "scan layout (permute/flip/concat) + fuse"
+    if isinstance(module, DirectionalScan3d):  # at CPU inference it runs its mixers without their forward
+        return "scan block own forward (layout, fusion; at inference also the mixers' scans and out_proj)"
     return f"{type(module).__name__} element-wise (own forward)"
 
 
