@@ -83,7 +83,7 @@ def _measure(source: str, kwargs: dict, train: bool, repeats: int, threads: int,
     network = _build(source, kwargs, deep_supervision=False).eval()
     row = {"params": sum(p.numel() for p in network.parameters())}
     x = torch.randn(1, INPUT_CHANNELS, *PATCH)
-    # counted in train mode: the network as defined, not its inference-time fused form (blocks.inference_fusion)
+    # counted in train mode: the network as defined, not its inference-time fused form (networks.inference_fusion)
     row["flops"], row["scan_flops"] = _count_flops(network.train(), x)
     network.eval()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.blocks import inference_fusion, nd
+from nnunet_stroke.networks import inference_fusion
+from nnunet_stroke.networks.blocks import nd
 from nnunet_stroke.networks.blocks.attention import ChannelAttention, SpatialAttention
 from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm, DepthwiseResidualBlock
 

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.blocks import inference_fusion, nd
+from nnunet_stroke.networks import inference_fusion
+from nnunet_stroke.networks.blocks import nd
 
 
 def _same_padding(kernel_size: Sequence[int]) -> tuple[int, ...]:

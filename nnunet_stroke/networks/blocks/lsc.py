@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.blocks import inference_fusion, nd
+from nnunet_stroke.networks import inference_fusion
+from nnunet_stroke.networks.blocks import nd
 from nnunet_stroke.networks.blocks.conv_blocks import ConvNorm
 
 

@@ -39,7 +39,7 @@ and adds eq. 8's residual, the block input before ASC, itself (networks/blocks/b
 import torch
 from torch import nn
 
-from nnunet_stroke.networks.blocks import inference_fusion
+from nnunet_stroke.networks import inference_fusion
 from nnunet_stroke.networks.ssm import token_major_scan
 from nnunet_stroke.networks.ssm.mamba import Mamba
 
