@@ -6,8 +6,8 @@ On the demo's phantom (80 cases in the ISLES 2022 layout, seed S; nnU-Net's plan
 seed S), each trainer of ``--trainers`` (default the demo's two) trains fold 5 for exactly ``--epochs`` x
 ``--iterations`` iterations (no time budget: comparisons at a fixed number of steps, whatever the load)
 twice: with the package's ``_Tiny`` settings (``trainers.tiny``: batch size at most 2, recipe learning
-rates raised to 1e-2) and with the settings before them (nnU-Net's planned batch size, the recipe's own
-learning rate). Each run's held-out test cases are predicted with nnU-Net's predictor (no test-time
+rates raised to 1e-2, cross-entropy class weights annealed to 1) and with the settings before them
+(nnU-Net's planned batch size, the recipe's own learning rate, the rule's class weights throughout). Each run's held-out test cases are predicted with nnU-Net's predictor (no test-time
 mirroring, as in the demo) and evaluated with the ISLES'22 protocol. Seconds per iteration are the median
 epoch time over the iterations per epoch, so they depend on the load (recorded with every run).
 Writes one record per run to ``benchmarks/results/tiny_learning/``; ``python benchmarks/run.py`` renders them.
@@ -55,8 +55,10 @@ def prepare(workdir: Path, cases: int, seed: int) -> Path:
 
 
 def trainer_class(name: str, setting: str) -> type:
-    """The package's trainer, or (``before``) a subclass with the planned batch size and the recipe's lr."""
+    """The package's trainer, or (``before``) a subclass with the planned batch size, the recipe's lr and
+    constant class weights."""
     import nnunet_stroke.trainers as trainers
+    from nnunet_stroke.trainers.tiny import cross_entropy_term
 
     tiny = getattr(trainers, name)
     if setting == "package":
@@ -70,6 +72,12 @@ def trainer_class(name: str, setting: str) -> type:
             self.configuration_manager.configuration["batch_size"] = recipe.batch_size if recipe else planned
             if recipe is not None:
                 self.initial_lr = recipe.initial_lr
+
+        def on_train_epoch_start(self):
+            super().on_train_epoch_start()
+            cross_entropy = cross_entropy_term(self.loss)
+            if getattr(cross_entropy, "weight", None) is not None:  # the rule's weights, not annealed
+                cross_entropy.weight.copy_(self.initial_class_weights)
 
     Before.__name__ = Before.__qualname__ = name  # nnU-Net's output folder and checkpoint carry the name
     return Before

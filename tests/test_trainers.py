@@ -179,6 +179,21 @@ def test_time_budget_shortens_training_and_reaims_the_learning_rate(planned_phan
     assert (Path(trainer.output_folder) / "progress.png").is_file()  # drawn after the last epoch
     log = next(Path(trainer.output_folder).glob("training_log_*.txt")).read_text(encoding="utf-8")
     assert "training stops after 2 epochs (planned 30)" in log
+    # the cross-entropy class weights: the rule's in the first epoch, 1 in the last of the re-aimed schedule
+    logged = [line.split("Cross-entropy class weights: ")[1] for line in log.splitlines()
+              if "Cross-entropy class weights: " in line]
+    initial = [round(w, 3) for w in trainer.initial_class_weights.tolist()]
+    assert initial[1] > 1 and logged == [str(initial), "[1.0, 1.0]"]
+
+
+@pytest.mark.parametrize("epoch,num_epochs,expected", [
+    (0, 5, [1.0, 10.0]), (2, 5, [1.0, 5.5]), (4, 5, [1.0, 1.0]), (9, 5, [1.0, 1.0]), (0, 1, [1.0, 10.0]),
+])
+def test_annealed_class_weights_by_hand(epoch, num_epochs, expected):
+    from nnunet_stroke.trainers.tiny import annealed_class_weights
+
+    weights = annealed_class_weights(torch.tensor([1.0, 10.0]), epoch, num_epochs)
+    assert weights.tolist() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("name,full_lr,tiny_lr", [

@@ -15,6 +15,14 @@ twice the optimiser steps; and trainers on a published SGD recipe with a smaller
 hundred steps at 1e-3 can leave the network predicting lesion everywhere. The full-size trainers keep
 their batch size and learning rate.
 
+A third setting concerns the loss: the cross-entropy class weights of the segmentation trainers
+(``trainers.base``: the lesion class weighs up to 10) are annealed, linearly from the rule's weights at
+the first epoch to 1 at the last (``annealed_class_weights``; re-aimed with the time budget). Without
+weights, a few hundred steps may not get the network past predicting background everywhere; with the
+full weights to the end, the lesion wins every voxel it has more than about a one-in-eleven chance of,
+so predictions take in the partial-volume ring around every lesion, which costs most of the Dice of
+small lesions.
+
 ``NNUNET_STROKE_TINY_MINUTES`` adds a time budget for training, counted from the start of training:
 after every epoch the number of epochs is set to what fits at the mean epoch time so far (at most the
 planned ones, at least one more), and nnU-Net's polynomial learning-rate decay is re-aimed at that last
@@ -75,6 +83,18 @@ def epochs_within_budget(epochs_done: int, planned_epochs: int, scheduled_epochs
     return epochs_done if epochs_done >= scheduled_epochs else epochs_done + 1
 
 
+def annealed_class_weights(initial: torch.Tensor, epoch: int, num_epochs: int) -> torch.Tensor:
+    """Class weights at ``epoch`` (0-based) of ``num_epochs``: ``initial`` at the first epoch, 1 at the
+    last, linear in between."""
+    remaining = 1.0 - min(epoch / max(1, num_epochs - 1), 1.0)
+    return 1.0 + (initial - 1.0) * remaining
+
+
+def cross_entropy_term(loss) -> torch.nn.Module | None:
+    """The cross-entropy term of nnU-Net's Dice + CE loss, inside its deep-supervision wrapper or not."""
+    return getattr(getattr(loss, "loss", loss), "ce", None)
+
+
 class _TimeBudgetSpent(Exception):
     """Ends nnU-Net's epoch loop, which iterates over the epoch range fixed when training started."""
 
@@ -109,6 +129,18 @@ class TinyScheduleMixin:
                 plot_every_epoch(output_folder)
 
         self.logger.plot_progress_png = plot_some_epochs
+
+    def on_train_epoch_start(self):
+        super().on_train_epoch_start()
+        cross_entropy = cross_entropy_term(self.loss)
+        if getattr(cross_entropy, "weight", None) is None:  # unweighted, region (BCE) or classification losses
+            return
+        if not hasattr(self, "initial_class_weights"):  # the rule's weights, as the loss was built
+            self.initial_class_weights = cross_entropy.weight.clone()
+        cross_entropy.weight.copy_(annealed_class_weights(self.initial_class_weights, self.current_epoch,
+                                                          self.num_epochs))
+        weights = [round(w, 3) for w in cross_entropy.weight.tolist()]
+        self.print_to_log_file(f"Cross-entropy class weights: {weights}")
 
     def run_training(self):
         self.budget_started = (time.monotonic(), self.current_epoch)  # epochs of a resumed run do not count
