@@ -180,7 +180,7 @@ def test_time_budget_shortens_training_and_reaims_the_learning_rate(planned_phan
     log = next(Path(trainer.output_folder).glob("training_log_*.txt")).read_text(encoding="utf-8")
     assert "training stops after 2 epochs (planned 30)" in log
     # the cross-entropy class weights: the rule's in the first epoch, 1 in the last of the re-aimed schedule
-    logged = [line.split("Cross-entropy class weights: ")[1] for line in log.splitlines()
+    logged = [line.split("Cross-entropy class weights: ")[1].strip() for line in log.splitlines()
               if "Cross-entropy class weights: " in line]
     initial = [round(w, 3) for w in trainer.initial_class_weights.tolist()]
     assert initial[1] > 1 and logged == [str(initial), "[1.0, 1.0]"]
