@@ -45,7 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from records import RESULTS, Measurement, latest, not_recorded, provenance, write_record
+from records import RESULTS, Measurement, latest, load_summary, not_recorded, provenance, write_record
 
 SIZES = [(1, 128, 16, 32768), (2, 512, 16, 4096)]
 METHODS = ("kernel", "torch_loop", "reference")
@@ -331,6 +331,24 @@ def render_training(record):
     return "\n".join(lines) + "\n"
 
 
+def render_training_runs(records):
+    """Every training-suite run (``records`` oldest first): the chunked scan's ratios in each, the spread
+    of the bars."""
+    lines = ["", "Every run of this suite, oldest first (the table above is the latest):", "",
+             "| started | commit | chunked s | token loop s | faster than token loop | less memory | "
+             "faster than pscan | 1-minute load average |", "|---" * 8 + "|"]
+    for record in records:
+        rows = record["figures"]["methods"]
+        chunked, loop, pscan = rows["torch_chunked"], rows["torch_loop"], rows["mambapy_pscan"]
+        versus_pscan = "" if "skipped" in pscan else f"{pscan['seconds'] / chunked['seconds']:.2f}x"
+        lines.append(f"| {record.get('started_utc') or 'not recorded'} | {str(record.get('git_commit'))[:10]} | "
+                     f"{chunked['seconds']:.3f} | {loop['seconds']:.3f} | "
+                     f"{loop['seconds'] / chunked['seconds']:.1f}x | "
+                     f"{loop['peak_mb'] / max(chunked['peak_mb'], 1e-9):.1f}x | {versus_pscan} | "
+                     f"{load_summary(record.get('load_average_1min'))} |")
+    return "\n".join(lines) + "\n"
+
+
 TITLE = "Selective scan on CPU"
 
 
@@ -339,7 +357,9 @@ def render(records):
     return "\n".join([
         render_kernel(kernel) if kernel else not_recorded(f"{TITLE}: numba kernel vs mamba-ssm's reference algorithm",
                                                           "python benchmarks/bench_ssm.py --suite kernel"),
-        render_training(training) if training else not_recorded(
+        render_training(training)
+        + render_training_runs([r for r in records if r["figures"].get("suite") == "training"])
+        if training else not_recorded(
             f"{TITLE}: scan backends for training", "python benchmarks/bench_ssm.py --suite training")])
 
 
