@@ -101,8 +101,9 @@ def rows() -> tuple[int, list[tuple[str, str, str, int]]]:
         ("BAGF eq. 10: Gate = 1^3 conv 2C -> 2, softmax over the two paths at every voxel", "Gate",
          "`BAGF.gate`", count(b.gate for b in bagf)),
         ("Loss eq. 13: alpha = beta = 1", "alpha, beta", "`trainers/base.py`", 0),
-        ("Loss: CE class weights w_c = min(n_background / n_c, 10) over the fold's training voxels",
-         "\"weighted cross-entropy\", no rule; eq. 13 prints no weights", "`trainers/base.py`", 0),
+        ("Loss: CE class weights w_c = min(n_background / n_c, 10) over the fold's training voxels (the `_Tiny` "
+         "variants anneal them to 1 by the last epoch, docs/training.md)",
+         "\"weighted cross-entropy\", no rule; eq. 13 prints no weights", "`trainers/base.py`, `trainers/tiny.py`", 0),
         ("Loss: nnU-Net's soft Dice over the foreground classes (smooth 1e-5), batch Dice as planned",
          "Dice of eq. 13", "`trainers/base.py`", 0),
         ("`_Tiny` variants only: initial lr 1e-2 (nnU-Net's) for their short CPU schedule (default 40 x 25 iterations) "
