@@ -82,27 +82,27 @@ def render(records: list[dict]) -> str:
              "", "| trainer | seed | commit | " + " | ".join(c[1] for c in COLUMNS)
              + " | wall s | load mean / max | wall < 600 | Dice >= 0.70 | Dice - rule >= 0.10 |",
              "|---" * (len(COLUMNS) + 8) + "|"]
-    by_trainer: dict[str, list[dict]] = {}
+    by_code: dict[tuple[str, str], list[dict]] = {}  # (trainer, commit): runs of the same code
     for record in records:
         summary, load = record["figures"]["summary"], record["load_average_1min"]
         met = bars(record)
-        by_trainer.setdefault(record["figures"]["trainer"], []).append(record)
+        by_code.setdefault((record["figures"]["trainer"], record["git_commit"][:7]), []).append(record)
         lines.append(f"| {record['figures']['trainer']} | {record['seed']} | {record['git_commit'][:7]}"
                      f"{'+' if record['git_dirty'] else ''} | "
                      + " | ".join(_cell(summary.get(key), spec) for key, _, spec in COLUMNS)
                      + f" | {record['figures']['process_wall_seconds']:.0f} | "
                      + (f"{load['mean']:.1f} / {load['max']:.1f}" if load else "not sampled") + " | "
                      + " | ".join(_yes(met[k]) for k in ("wall", "dice", "margin")) + " |")
-    lines += ["", "Per trainer, over its runs (mean +- sd; sd needs two runs):", "",
-              "| trainer | runs | seeds | mean Dice | rule Dice | Dice - rule | wall s | runs meeting every bar |",
-              "|---|---|---|---|---|---|---|---|"]
-    for trainer, runs in by_trainer.items():
+    lines += ["", "Per trainer and commit (runs of the same code), over its runs (mean +- sd; sd needs two runs):",
+              "", "| trainer | commit | runs | seeds | mean Dice | rule Dice | Dice - rule | wall s | runs meeting "
+              "every bar |", "|---|---|---|---|---|---|---|---|---|"]
+    for (trainer, commit), runs in by_code.items():
         dice = [r["figures"]["summary"]["mean_dice"] for r in runs]
         rule = [r["figures"]["summary"].get("rule_baseline_dice") for r in runs]
         margin = [d - r for d, r in zip(dice, rule) if r is not None]
         wall = [r["figures"]["process_wall_seconds"] for r in runs]
         passed = sum(all(bars(r).values()) for r in runs)
-        lines.append(f"| {trainer} | {len(runs)} | {', '.join(str(r['seed']) for r in runs)} | {spread(dice)} | "
+        lines.append(f"| {trainer} | {commit} | {len(runs)} | {', '.join(str(r['seed']) for r in runs)} | {spread(dice)} | "
                      f"{spread(rule)} | {spread(margin)} | {spread(wall, '.0f')} | {passed} of {len(runs)} |")
     lines += ["", "Latest run: " + provenance(records[-1])]
     return "\n".join(lines) + "\n"
