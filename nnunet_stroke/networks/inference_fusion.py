@@ -53,7 +53,7 @@ def folded_batch_norm(conv: nn.Module, norm: nn.modules.batchnorm._BatchNorm) ->
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
     weight = conv.weight * scale.reshape(-1, *([1] * (conv.weight.dim() - 1)))
-    return weight.contiguous(memory_format=_layout(conv.weight)), (bias - norm.running_mean) * scale + norm.bias
+    return weight.contiguous(memory_format=memory_layout(conv.weight)), (bias - norm.running_mean) * scale + norm.bias
 
 
 def merged_depthwise(convs: Sequence[nn.Module]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -65,11 +65,12 @@ def merged_depthwise(convs: Sequence[nn.Module]) -> tuple[torch.Tensor, torch.Te
         margin = [(big - small) // 2 for big, small in zip(largest.kernel_size, conv.kernel_size)]
         weight += F.pad(conv.weight, [m for m in reversed(margin) for _ in range(2)])
     biases = [conv.bias for conv in convs if conv.bias is not None]
-    return weight.contiguous(memory_format=_layout(largest.weight)), (sum(biases) if biases else None)
+    return weight.contiguous(memory_format=memory_layout(largest.weight)), (sum(biases) if biases else None)
 
 
-def _layout(weight: torch.Tensor) -> torch.memory_format:
-    """The memory format of a convolution weight (channels-last weights select oneDNN's fast CPU path)."""
+def memory_layout(weight: torch.Tensor) -> torch.memory_format:
+    """The memory format of a convolution weight or feature map (channels-last selects oneDNN's fast CPU
+    path)."""
     channels_last = {4: torch.channels_last, 5: torch.channels_last_3d}.get(weight.dim())
     if channels_last is not None and weight.is_contiguous(memory_format=channels_last) and not weight.is_contiguous():
         return channels_last

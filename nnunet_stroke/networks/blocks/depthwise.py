@@ -28,16 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from nnunet_stroke.networks.inference_fusion import memory_layout
+
 FFT_MIN_KERNEL = 7  # from benchmarks/bench_depthwise.py: FFT weight gradient vs PyTorch's per kernel size
 ROUTING = True  # False: every Conv3d runs nn.Conv3d's own forward/backward (comparisons, benchmarks)
 FLOATS = (torch.float32, torch.float64)
-
-
-def _layout(reference: torch.Tensor) -> torch.memory_format:
-    channels_last = torch.channels_last_3d
-    if reference.is_contiguous(memory_format=channels_last) and not reference.is_contiguous():
-        return channels_last
-    return torch.contiguous_format
 
 
 def weight_gradient_fft(x: torch.Tensor, grad_out: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -67,11 +62,12 @@ class DepthwiseConv3dFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         kernel, channels = weight.shape[-1], x.shape[1]
         pad = kernel // 2
-        layout = _layout(x)
+        layout = memory_layout(x)
         grad_out = grad_out.contiguous(memory_format=layout)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = F.conv3d(grad_out, weight.flip(2, 3, 4), None, 1, pad, 1, channels).contiguous(memory_format=layout)
+            grad_x = F.conv3d(grad_out, weight.flip(2, 3, 4), None, 1, pad, 1, channels)
+            grad_x = grad_x.contiguous(memory_format=layout)
         if ctx.needs_input_grad[1]:
             if kernel >= FFT_MIN_KERNEL:
                 grad = weight_gradient_fft(x, grad_out, kernel)
