@@ -102,7 +102,7 @@ def rows() -> tuple[int, list[tuple[str, str, str, int]]]:
          "`BAGF.gate`", count(b.gate for b in bagf)),
         ("Loss eq. 13: alpha = beta = 1", "alpha, beta", "`trainers/base.py`", 0),
         ("Loss: CE class weights w_c = min(n_background / n_c, 10) over the fold's training voxels (the `_Tiny` "
-         "variants anneal them to 1 half-way through their schedule, docs/training.md)",
+         "variants anneal them to 1 by the last epoch, docs/training.md)",
          "\"weighted cross-entropy\", no rule; eq. 13 prints no weights", "`trainers/base.py`, `trainers/tiny.py`", 0),
         ("Loss: nnU-Net's soft Dice over the foreground classes (smooth 1e-5), batch Dice as planned",
          "Dice of eq. 13", "`trainers/base.py`", 0),

@@ -17,8 +17,7 @@ their batch size and learning rate.
 
 A third setting concerns the loss: the cross-entropy class weights of the segmentation trainers
 (``trainers.base``: the lesion class weighs up to 10) are annealed, linearly from the rule's weights at
-the first epoch to 1 half-way through (``CLASS_WEIGHT_ANNEAL_FRACTION``), plain cross-entropy after that
-(``annealed_class_weights``; re-aimed with the time budget). Without
+the first epoch to 1 at the last (``annealed_class_weights``; re-aimed with the time budget). Without
 weights, a few hundred steps may not get the network past predicting background everywhere; with the
 full weights to the end, the lesion wins every voxel it has more than about a one-in-eleven chance of,
 so predictions take in the partial-volume ring around every lesion, which costs most of the Dice of
@@ -52,7 +51,6 @@ TINY_BATCH_SIZE = 2  # patches per batch of the segmentation _Tiny variants (at 
 TINY_RECIPE_INITIAL_LR = 1e-2  # nnU-Net's default; the _Tiny variants of slower SGD recipes start here
 CHECKPOINT_EVERY = 5  # epochs between nnU-Net's checkpoint_latest.pth, from which `nnUNetv2_train --c` resumes
 SCHEDULE_KEY = "tiny_schedule"  # the checkpoint's record of the schedule in force (nnU-Net stores no epoch count)
-CLASS_WEIGHT_ANNEAL_FRACTION = 0.5  # share of the schedule over which the class weights fall to 1
 
 
 def tiny_schedule() -> tuple[int, int]:
@@ -85,12 +83,10 @@ def epochs_within_budget(epochs_done: int, planned_epochs: int, scheduled_epochs
     return epochs_done if epochs_done >= scheduled_epochs else epochs_done + 1
 
 
-def annealed_class_weights(initial: torch.Tensor, epoch: int, num_epochs: int,
-                           anneal_fraction: float = CLASS_WEIGHT_ANNEAL_FRACTION) -> torch.Tensor:
-    """Class weights at ``epoch`` (0-based) of ``num_epochs``: ``initial`` at the first epoch, 1 from epoch
-    ``anneal_fraction * (num_epochs - 1)`` on, linear in between."""
-    span = anneal_fraction * (num_epochs - 1)
-    remaining = max(0.0, 1.0 - epoch / span) if span > 0 else 1.0
+def annealed_class_weights(initial: torch.Tensor, epoch: int, num_epochs: int) -> torch.Tensor:
+    """Class weights at ``epoch`` (0-based) of ``num_epochs``: ``initial`` at the first epoch, 1 at the
+    last, linear in between."""
+    remaining = 1.0 - min(epoch / max(1, num_epochs - 1), 1.0)
     return 1.0 + (initial - 1.0) * remaining
 
 
