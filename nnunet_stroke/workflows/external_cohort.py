@@ -11,7 +11,6 @@ these cases. ``predict_external`` predicts them with nnU-Net's predictor from a 
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -60,36 +59,17 @@ def predict_external(external: Path, dataset: int, configuration: str, fold: int
                      checkpoint: str = "checkpoint_final.pth", use_mirroring: bool = True) -> dict:
     """Predict ``external/imagesTs`` with the fold's checkpoint into ``external/predictions`` and evaluate
     them against ``external/labelsTs``; returns the metrics (also written to ``predictions/metrics.json``)."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
-    from nnunet_stroke.evaluation import evaluate_folders, write_metrics
-    from nnunet_stroke.inference import DetectionPredictor
+    from nnunet_stroke.workflows.heldout import predict_and_evaluate
     from nnunet_stroke.workflows.nnunet_env import with_ext_trainer
-    from nnunet_stroke.workflows.prediction import trainer_prediction_kind
 
     with_ext_trainer()
     external = Path(external)
     model_folder = Path(get_output_folder(dataset, trainer, plans, configuration))
-    dataset_json = json.loads((model_folder / "dataset.json").read_text(encoding="utf-8"))
-    channels = len(dataset_json["channel_names"])
-    cases = external_cases(external)
     output = external / "predictions"
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir()
-    kind = trainer_prediction_kind(trainer)
-    predictor_class = DetectionPredictor if kind == "detection" else nnUNetPredictor
-    predictor = predictor_class(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
-                                device=torch.device(device), verbose=False, allow_tqdm=True)
-    predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(fold,), checkpoint_name=checkpoint)
-    inputs = [[str(external / "imagesTs" / f"{case}_{c:04d}{FILE_ENDING}") for c in range(channels)] for case in cases]
-    predictor.predict_from_files_sequential(inputs, [str(output / case) for case in cases], save_probabilities=True,
-                                            overwrite=True, folder_with_segs_from_prev_stage=None)
-    foreground = sorted(v for v in dataset_json["labels"].values() if isinstance(v, int) and v > 0)
-    detection = output / "detection.json"
-    metrics = evaluate_folders(external / "labelsTs", output, protocol=protocol, images_dir=external / "imagesTs",
-                               probabilities_dir=output, detection_json=detection if detection.is_file() else None,
-                               file_ending=FILE_ENDING, labels=foreground)
-    write_metrics(metrics, output / "metrics.json")
-    return metrics
+    return predict_and_evaluate(model_folder, fold, trainer, external / "imagesTs", external_cases(external),
+                                external / "labelsTs", output, protocol=protocol, device=device,
+                                checkpoint=checkpoint, use_mirroring=use_mirroring)

@@ -30,12 +30,8 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
                     protocol: str = "isles22", device: str = "cpu", checkpoint: str = "checkpoint_final.pth",
                     use_mirroring: bool = True) -> dict:
     """Predict the fold's held-out cases into ``<fold folder>/heldout_test`` and evaluate them there."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
-    from nnunet_stroke.evaluation import evaluate_folders, write_metrics
-    from nnunet_stroke.inference import DetectionPredictor
     from nnunet_stroke.nnunet_folders import dataset_name, nnunet_folder
     from nnunet_stroke.workflows.nnunet_env import with_ext_trainer
     from nnunet_stroke.workflows.prediction import trainer_prediction_kind
@@ -55,27 +51,39 @@ def predict_heldout(dataset: str | int, configuration: str, fold: int, trainer: 
                                               checkpoint=checkpoint, use_mirroring=use_mirroring)
     raw = nnunet_folder("nnUNet_raw") / dataset_name(dataset)
     dataset_json = json.loads((raw / "dataset.json").read_text(encoding="utf-8"))
-    ending, channels = dataset_json["file_ending"], len(dataset_json["channel_names"])
+    ending = dataset_json["file_ending"]
     output = model_folder / f"fold_{fold}" / "heldout_test"
     output.mkdir(exist_ok=True)
-
-    predictor_class = DetectionPredictor if kind == "detection" else nnUNetPredictor
-    predictor = predictor_class(tile_step_size=0.5, use_gaussian=True, use_mirroring=use_mirroring,
-                                device=torch.device(device), verbose=False, allow_tqdm=True)
-    predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(fold,), checkpoint_name=checkpoint)
-    inputs = [[str(raw / "imagesTr" / f"{case}_{c:04d}{ending}") for c in range(channels)] for case in cases]
-    predictor.predict_from_files_sequential(inputs, [str(output / case) for case in cases],
-                                            save_probabilities=True, overwrite=True,
-                                            folder_with_segs_from_prev_stage=None)
     references = output / "reference"  # the held-out cases' labels, linked: evaluation covers exactly these
     shutil.rmtree(references, ignore_errors=True)
     references.mkdir()
     for case in cases:
         (references / f"{case}{ending}").symlink_to(raw / "labelsTr" / f"{case}{ending}")
+    return predict_and_evaluate(model_folder, fold, trainer, raw / "imagesTr", cases, references, output,
+                                protocol=protocol, device=device, checkpoint=checkpoint, use_mirroring=use_mirroring)
+
+
+def predict_and_evaluate(model_folder: Path, fold: int, trainer: str, images: Path, cases: list[str], references: Path,
+                         output: Path, protocol: str = "isles22", device: str = "cpu",
+                         checkpoint: str = "checkpoint_final.pth", use_mirroring: bool = True) -> dict:
+    """Predict ``cases`` (nnU-Net-named files in ``images``) with the fold's checkpoint into ``output``
+    (segmentations, probabilities, ``detection.json`` for a detection head), evaluate them against the
+    labels in ``references`` and write ``output/metrics.json``; returns the metrics."""
+    from nnunet_stroke.evaluation import evaluate_folders, write_metrics
+    from nnunet_stroke.workflows.prediction import segmentation_predictor
+
+    dataset_json = json.loads((model_folder / "dataset.json").read_text(encoding="utf-8"))
+    ending, channels = dataset_json["file_ending"], len(dataset_json["channel_names"])
+    predictor = segmentation_predictor(trainer, device, use_mirroring=use_mirroring, progress_bar=True)
+    predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(fold,), checkpoint_name=checkpoint)
+    inputs = [[str(images / f"{case}_{c:04d}{ending}") for c in range(channels)] for case in cases]
+    predictor.predict_from_files_sequential(inputs, [str(output / case) for case in cases],
+                                            save_probabilities=True, overwrite=True,
+                                            folder_with_segs_from_prev_stage=None)
     foreground = sorted(v for v in dataset_json["labels"].values() if isinstance(v, int) and v > 0)
     detection = output / "detection.json"
-    metrics = evaluate_folders(references, output, protocol=protocol, images_dir=raw / "imagesTr",
-                               probabilities_dir=output, detection_json=detection if detection.is_file() else None,
-                               file_ending=ending, labels=foreground)
+    metrics = evaluate_folders(references, output, protocol=protocol, images_dir=images, probabilities_dir=output,
+                               detection_json=detection if detection.is_file() else None, file_ending=ending,
+                               labels=foreground)
     write_metrics(metrics, output / "metrics.json")
     return metrics
