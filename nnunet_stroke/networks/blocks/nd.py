@@ -15,6 +15,7 @@ from dynamic_network_architectures.building_blocks.helper import (convert_dim_to
 from torch import nn
 
 from nnunet_stroke.networks.blocks.depthwise import Conv3d
+from nnunet_stroke.networks.inference_fusion import memory_layout
 
 NORMS = ("batch", "instance")
 
@@ -78,10 +79,8 @@ def channels_last_weights(network: nn.Module) -> nn.Module:
 def same_layout(tensor: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``tensor`` in ``reference``'s memory layout: channel reductions of a channels-last map come out
     channels-first, and a convolution on them then takes PyTorch's slow CPU path (3-4x here)."""
-    channels_last = channels_last_format(reference.dim() - 2)
-    if reference.is_contiguous(memory_format=channels_last) and not reference.is_contiguous():
-        return tensor.contiguous(memory_format=channels_last)
-    return tensor
+    layout = memory_layout(reference)
+    return tensor if layout is torch.contiguous_format else tensor.contiguous(memory_format=layout)
 
 
 def spatial_dims(dim: int) -> tuple[int, ...]:
