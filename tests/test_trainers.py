@@ -233,3 +233,37 @@ def test_tiny_classifiers_keep_their_batch_size_and_learning_rate(planned_phanto
     tiny = make_trainer(TRAINERS["nnUNetTrainerPMSANClassifier_S_Tiny"], planned_phantom)
     assert tiny.initial_lr == full.initial_lr
     assert tiny.configuration_manager.batch_size == full.configuration_manager.batch_size
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("nnUNetTrainerStrokeUNet_Tiny", True),  # nnU-Net's planned network: bfloat16 autocast on a CPU that has it
+    ("nnUNetTrainerLBMNet_Tiny", False),  # preset networks keep float32 (float32 depthwise and scan kernels)
+])
+def test_cpu_mixed_precision_runs_convolutions_in_bf16_and_the_loss_in_float32(planned_phantom, name, expected):
+    from nnunet_helpers import make_trainer
+
+    from nnunet_stroke.trainers.base import cpu_has_bf16
+
+    trainer = make_trainer(TRAINERS[name], planned_phantom)
+    trainer.initialize()
+    assert trainer.cpu_autocast == (expected and cpu_has_bf16())
+    convolution_dtypes, loss_inputs = [], []
+    first_conv = next(m for m in trainer.network.modules() if isinstance(m, torch.nn.Conv3d))
+    first_conv.register_forward_hook(lambda module, inputs, output: convolution_dtypes.append(output.dtype))
+    loss = trainer.loss
+    trainer.loss = lambda output, target: loss_inputs.append(output) or loss(output, target)
+    batch = next(trainer.get_dataloaders()[0])
+    step = trainer.train_step(batch)
+    lowered = torch.bfloat16 if trainer.cpu_autocast else torch.float32
+    assert convolution_dtypes == [lowered]
+    assert all(o.dtype == torch.float32 for o in loss_inputs[0])  # every deep-supervision output
+    assert step["loss"].dtype == np.float32 and np.isfinite(step["loss"])
+    # the float32 reference: the same weights and batch without autocast give nearly the same loss
+    trainer.cpu_autocast = False
+    with torch.no_grad():
+        reference = loss(trainer.network(batch["data"]), batch["target"])
+        trainer.cpu_autocast = (expected and cpu_has_bf16())
+        with trainer.mixed_precision_context():
+            mixed = loss(trainer.network(batch["data"]), batch["target"])
+    assert mixed.dtype == torch.float32
+    assert abs(float(mixed) - float(reference)) < 0.05 * abs(float(reference)) + 1e-3

@@ -11,10 +11,21 @@ of every class over the preprocessed segmentations of the fold's training cases,
 rarer than background weighs ``k`` (capped at ``max_class_weight`` = 10, so that a tiny lesion class
 cannot swamp the background term). Classes absent from the training labels get the cap.
 
+Mixed precision on the CPU (the package's, ``cpu_mixed_precision``): nnU-Net trains under autocast on
+CUDA only (float16 AMP). On a CPU with native bfloat16 (AVX512-BF16 or AMX, ``cpu_has_bf16``) the trainers
+that train nnU-Net's planned network run the network's forward pass under ``torch.autocast("cpu",
+bfloat16)`` (convolutions in bfloat16 with float32 accumulation, the weights and the optimiser in
+float32) and compute the loss on float32 outputs; a training step of the CPU-sized planned U-Net takes
+about 0.6 of the float32 time (``benchmarks/bench_cpu_precision.py``). The preset networks keep float32:
+LBMNet's depthwise and scan kernels are float32 kernels and its step took twice as long under autocast.
+Prediction (nnU-Net's predictor) stays float32.
+
 ``PresetTrainer`` builds its network from a preset in ``network_configs/`` for the planned patch and
 pooling; subclasses set ``network_preset``, ``tiny_preset`` and ``paper``.
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
@@ -32,6 +43,20 @@ from nnunet_stroke.networks.ssm import Mamba, describe_scan_backend
 from nnunet_stroke.trainers.tiny import TINY_BATCH_SIZE
 
 TINY_FEATURES = (8, 16, 32, 64)  # channel widths of the CPU-sized planned U-Net, capped at the last
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX)."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check is not None and check())
+
+
+def float32_outputs(module: nn.Module, inputs, output):
+    """Forward hook: the network's logits (a tensor or nnU-Net's deep-supervision list) as float32, so that
+    the loss is computed in float32 under CPU autocast."""
+    if isinstance(output, (list, tuple)):
+        return type(output)(o.float() for o in output)
+    return output.float()
 
 
 def inverse_frequency_weights(voxel_counts: np.ndarray, max_class_weight: float) -> np.ndarray:
@@ -61,6 +86,30 @@ class nnUNetTrainerStrokeUNet(nnUNetTrainer):
     max_class_weight = 10.0
     is_tiny = False
     tiny_batch_size = TINY_BATCH_SIZE  # the _Tiny variant's batch size (see trainers.tiny)
+    cpu_mixed_precision = True  # bfloat16 autocast on a CPU that has it (module docstring)
+
+    def initialize(self):
+        super().initialize()
+        self.cpu_autocast = (self.cpu_mixed_precision and self.device.type == "cpu" and cpu_has_bf16())
+        if self.cpu_autocast:
+            self.network.register_forward_hook(float32_outputs)
+            self.print_to_log_file("Mixed precision on the CPU: network forward under bfloat16 autocast, "
+                                   "loss in float32")
+
+    def mixed_precision_context(self):
+        """bfloat16 autocast on a CPU that has it (see the module docstring); nothing otherwise (nnU-Net's
+        own CUDA autocast applies inside its steps)."""
+        if getattr(self, "cpu_autocast", False):
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self, batch: dict) -> dict:
+        with self.mixed_precision_context():
+            return super().train_step(batch)
+
+    def validation_step(self, batch: dict) -> dict:
+        with self.mixed_precision_context():
+            return super().validation_step(batch)
 
     def on_train_start(self):
         super().on_train_start()
@@ -126,3 +175,4 @@ class PresetTrainer(nnUNetTrainerStrokeUNet):
 
     network_preset: str
     tiny_preset: str
+    cpu_mixed_precision = False  # float32 kernels (LBMNet's depthwise and scan kernels): slower under autocast
