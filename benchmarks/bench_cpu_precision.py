@@ -13,17 +13,17 @@ process; median of 5 after a warm-up.
 from __future__ import annotations
 
 import contextlib
-import statistics
 import sys
-import time
 
 import torch
+from bench_depthwise import interleaved  # median seconds of functions run in turn, after a warm-up round
 from bench_layout import PATCH, PLANNED_TINY, build
 from bench_networks import tensors  # every output tensor of a network (list, dict or tensor)
 from records import Measurement, not_recorded, provenance, write_record
 
 RECORD_NAME = "cpu_precision"
 NETWORKS = [PLANNED_TINY, "lbmnet_tiny"]
+PRECISIONS = ("float32", "bfloat16")
 REPEATS = 5
 TITLE = "bfloat16 autocast vs float32 training steps on the CPU"
 COMMAND = "python benchmarks/bench_cpu_precision.py"
@@ -35,15 +35,13 @@ def precision_context(precision: str):
     return contextlib.nullcontext()
 
 
-def train_step(network, optimizer, x, precision: str) -> float:
-    started = time.perf_counter()
+def train_step(network, optimizer, x, precision: str) -> None:
     with precision_context(precision):
         outputs = [o.float() for o in tensors(network(x))]
     loss = sum(o.mean() for o in outputs)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return time.perf_counter() - started
 
 
 def measure(name: str) -> dict:
@@ -53,13 +51,9 @@ def measure(name: str) -> dict:
     network = channels_last_weights(build(name)).train()
     optimizer = torch.optim.SGD(network.parameters(), lr=1e-4)
     x = torch.randn(2, 2, *PATCH)
-    times = {"float32": [], "bfloat16": []}
-    for repeat in range(REPEATS + 1):  # interleaved; the first round is the warm-up
-        for precision in times:
-            seconds = train_step(network, optimizer, x, precision)
-            if repeat:
-                times[precision].append(seconds)
-    return {precision: statistics.median(values) for precision, values in times.items()}
+    steps = {precision: (lambda precision=precision: train_step(network, optimizer, x, precision))
+             for precision in PRECISIONS}
+    return interleaved(steps, REPEATS)
 
 
 def render(records: list[dict]) -> str:
