@@ -32,8 +32,8 @@ DEMO_MINUTES = 9.5  # budget of the whole demo: training gets what the other ste
 # baselines and the report: twice what they took in the recorded runs (summary.json's "timings",
 # "after_training_s"; benchmarks/results/demo/)
 PREDICTION_RESERVE_S = 45
-# the time budget, not the _Tiny default of 40 epochs, decides how long the demo trains: on a CPU with
-# bfloat16 an epoch takes about 10 s, and 40 epochs would leave a minute of the budget unused
+# the time budget, not the _Tiny default of 40 epochs, decides how long the demo trains: with bfloat16 on
+# the CPU more than 40 epochs fit the budget (epochs_trained in benchmarks/results/demo/)
 DEMO_EPOCH_CAP = 200
 # nnU-Net's test-time mirroring predicts 8 flipped copies per case in 3-D: on a CPU that is 8x the time of
 # the prediction step, taken from training. The demo predicts without it (README says so); `nnunet-stroke
