@@ -5,9 +5,9 @@
 On the demo's phantom (80 cases in the ISLES 2022 layout, seed S; nnU-Net's plans, 3d_fullres; splits of
 seed S), each trainer of ``--trainers`` (default the demo's two) trains fold 5 for exactly ``--epochs`` x
 ``--iterations`` iterations (no time budget: comparisons at a fixed number of steps, whatever the load)
-twice: with the package's ``_Tiny`` settings (``trainers.tiny``: batch size at most 2, recipe learning
-rates raised to 1e-2, cross-entropy class weights annealed to 1) and with the settings before them
-(nnU-Net's planned batch size, the recipe's own learning rate, the rule's class weights throughout). Each run's held-out test cases are predicted with nnU-Net's predictor (no test-time
+twice: with the package's ``_Tiny`` settings (``trainers.tiny``: batch size at most 2, AdamW at 3e-3,
+cross-entropy class weights annealed to 1) and with the settings before them (nnU-Net's planned batch
+size, the trainer's own SGD and learning rate, the rule's class weights throughout). Each run's held-out test cases are predicted with nnU-Net's predictor (no test-time
 mirroring, as in the demo) and evaluated with the ISLES'22 protocol. Seconds per iteration are the median
 epoch time over the iterations per epoch, so they depend on the load (recorded with every run).
 Writes one record per run to ``benchmarks/results/tiny_learning/``; ``python benchmarks/run.py`` renders them.
@@ -30,6 +30,7 @@ FOLD = 5
 CONFIGURATION = "3d_fullres"
 TRAINERS = ("nnUNetTrainerStrokeUNet_Tiny", "nnUNetTrainerLBMNet_Tiny")
 SETTINGS = ("package", "before")
+NNUNET_INITIAL_LR = 1e-2  # nnUNetTrainer.__init__
 
 
 def prepare(workdir: Path, cases: int, seed: int) -> Path:
@@ -55,10 +56,10 @@ def prepare(workdir: Path, cases: int, seed: int) -> Path:
 
 
 def trainer_class(name: str, setting: str) -> type:
-    """The package's trainer, or (``before``) a subclass with the planned batch size, the recipe's lr and
-    constant class weights."""
+    """The package's trainer, or (``before``) a subclass with the planned batch size, the full-size
+    trainer's optimiser and learning rate, and constant class weights."""
     import nnunet_stroke.trainers as trainers
-    from nnunet_stroke.trainers.tiny import cross_entropy_term
+    from nnunet_stroke.trainers.tiny import TinyScheduleMixin, cross_entropy_term
 
     tiny = getattr(trainers, name)
     if setting == "package":
@@ -70,8 +71,10 @@ def trainer_class(name: str, setting: str) -> type:
             recipe = getattr(self, "recipe", None)
             planned = plans["configurations"][configuration]["batch_size"]
             self.configuration_manager.configuration["batch_size"] = recipe.batch_size if recipe else planned
-            if recipe is not None:
-                self.initial_lr = recipe.initial_lr
+            self.initial_lr = recipe.initial_lr if recipe is not None else NNUNET_INITIAL_LR
+
+        def configure_optimizers(self):  # the full-size trainer's (SGD), not the _Tiny variant's AdamW
+            return super(TinyScheduleMixin, self).configure_optimizers()
 
         def on_train_epoch_start(self):
             super().on_train_epoch_start()
@@ -122,7 +125,8 @@ def train_and_evaluate(raw: Path, workdir: Path, name: str, setting: str) -> dic
     rows = evaluate_folders(output / "reference", output, protocol="isles22", labels=[1], progress=False)["cases"]
     lesion_free = [r for r in rows if not r["ref_volume_ml"]]
     return {
-        "trainer": name, "setting": setting, "batch_size": trainer.batch_size, "initial_lr": trainer.initial_lr,
+        "trainer": name, "setting": setting, "batch_size": trainer.batch_size,
+        "optimizer": type(trainer.optimizer).__name__, "initial_lr": trainer.initial_lr,
         "epochs": trainer.current_epoch, "iterations_per_epoch": trainer.num_iterations_per_epoch,
         "seconds_per_iteration": round(statistics.median(epoch_seconds) / trainer.num_iterations_per_epoch, 3),
         "test_cases": len(rows), "mean_dice": statistics.fmean(r["dice"] for r in rows),
@@ -169,18 +173,19 @@ def render(records: list[dict]) -> str:
         return not_recorded(title, "python benchmarks/bench_tiny_learning.py --seed 0")
     lines = [f"## {title}", "",
              "Command: `python benchmarks/bench_tiny_learning.py --seed S` (one record per run). Fold 5 of the "
-             "demo's phantom; `package` = the `_Tiny` settings of `trainers/tiny.py` (batch size at most 2, "
-             "recipe learning rates raised to 1e-2), `before` = nnU-Net's planned batch size and the recipe's "
-             "own learning rate. Same epochs x iterations for both; held-out test cases of the fold, ISLES'22 "
+             "demo's phantom; `package` = the `_Tiny` settings of `trainers/tiny.py` at the record's commit "
+             "(optimiser and lr as recorded), `before` = nnU-Net's planned batch size and the full-size trainer's "
+             "optimiser and learning rate. Same epochs x iterations for both; held-out test cases of the fold, ISLES'22 "
              "Dice (a lesion-free case with any predicted voxel scores 0), no test-time mirroring. s/iteration "
              "depends on the load, sampled during each run.", "",
-             "| trainer | setting | seed | batch | lr | epochs x iterations | s/iteration | test cases | mean Dice "
+             "| trainer | setting | seed | batch | optimiser | lr | epochs x iterations | s/iteration | test cases | mean Dice "
              "| Dice (lesion cases) | lesion-free with FP | pseudo Dice | wall s | load | commit |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for record in records:
         f = record["figures"]
         lines.append(
-            f"| {f['trainer']} | {f['setting']} | {record['seed']} | {f['batch_size']} | {f['initial_lr']:g} | "
+            f"| {f['trainer']} | {f['setting']} | {record['seed']} | {f['batch_size']} | {f.get('optimizer', '-')} | "
+            f"{f['initial_lr']:g} | "
             f"{f['epochs']} x {f['iterations_per_epoch']} | {f['seconds_per_iteration']:.2f} | {f['test_cases']} | "
             f"{f['mean_dice']:.3f} | {f['mean_dice_lesion_cases']:.3f} | {f['lesion_free_with_false_positives']}/"
             f"{f['lesion_free_cases']} | {f['final_pseudo_dice']:.3f} | {record['wall_seconds']:.0f} | "

@@ -106,8 +106,9 @@ def rows() -> tuple[int, list[tuple[str, str, str, int]]]:
          "\"weighted cross-entropy\", no rule; eq. 13 prints no weights", "`trainers/base.py`, `trainers/tiny.py`", 0),
         ("Loss: nnU-Net's soft Dice over the foreground classes (smooth 1e-5), batch Dice as planned",
          "Dice of eq. 13", "`trainers/base.py`", 0),
-        ("`_Tiny` variants only: initial lr 1e-2 (nnU-Net's) for their short CPU schedule (default 40 x 25 iterations) "
-         "(cost: held-out Dice, docs/training.md)", "lr 1e-3 (section 4.2)", "`trainers/tiny.py`", 0),
+        ("`_Tiny` variants only: AdamW at lr 3e-3 with polynomial decay for their short CPU schedule (default 40 x 25 "
+         "iterations) (cost: held-out Dice, docs/training.md)", "SGD, momentum 0.99, lr 1e-3 (section 4.2)",
+         "`trainers/tiny.py`", 0),
     ]
 
 

@@ -196,19 +196,29 @@ def test_annealed_class_weights_by_hand(epoch, num_epochs, expected):
     assert weights.tolist() == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("name,full_lr,tiny_lr", [
-    ("nnUNetTrainerLBMNet", 1e-3, 1e-2),  # the paper's 1e-3 (section 4.2): the _Tiny variant starts at 1e-2
-    ("nnUNetTrainerStrokeUNet_LBMNetRecipe", 1e-3, 1e-2),  # every trainer on the recipe
-    ("nnUNetTrainerStrokeUNet", 1e-2, 1e-2),  # nnU-Net's default is kept
+@pytest.mark.parametrize("name,full_lr", [
+    ("nnUNetTrainerLBMNet", 1e-3),  # the paper's recipe (section 4.2)
+    ("nnUNetTrainerStrokeUNet_LBMNetRecipe", 1e-3),  # every trainer on the recipe
+    ("nnUNetTrainerStrokeUNet", 1e-2),  # nnU-Net's schedule
+    ("nnUNetTrainerPMSAN_S", 1e-2),
 ])
-def test_tiny_variants_of_recipe_trainers_start_at_nnunets_learning_rate(planned_phantom, name, full_lr, tiny_lr):
-    from nnunet_helpers import make_trainer
+def test_tiny_segmentation_trainers_train_with_adamw_the_full_size_ones_with_sgd(planned_phantom, name, full_lr):
+    from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
-    assert make_trainer(TRAINERS[name], planned_phantom).initial_lr == pytest.approx(full_lr)
+    from nnunet_helpers import make_trainer
+    from nnunet_stroke.trainers.tiny import TINY_ADAMW_LR
+
+    full = make_trainer(TRAINERS[name], planned_phantom)
+    full.initialize()
+    assert type(full.optimizer) is torch.optim.SGD and full.optimizer.param_groups[0]["momentum"] == 0.99
+    assert full.optimizer.param_groups[0]["lr"] == pytest.approx(full_lr)
     tiny = make_trainer(TRAINERS[f"{name}_Tiny"], planned_phantom)
     tiny.initialize()
-    assert tiny.initial_lr == pytest.approx(tiny_lr)
-    assert tiny.optimizer.param_groups[0]["lr"] == pytest.approx(tiny_lr)
+    assert type(tiny.optimizer) is torch.optim.AdamW and not tiny.optimizer.param_groups[0]["amsgrad"]
+    group = tiny.optimizer.param_groups[0]
+    assert group["lr"] == pytest.approx(TINY_ADAMW_LR) and group["weight_decay"] == full.weight_decay
+    assert sum(p.numel() for p in group["params"]) == sum(p.numel() for p in tiny.network.parameters())
+    assert isinstance(tiny.lr_scheduler, PolyLRScheduler) and tiny.lr_scheduler.max_steps == tiny.num_epochs
 
 
 def test_tiny_segmentation_trainers_train_on_batches_of_at_most_two(planned_phantom):
@@ -226,13 +236,17 @@ def test_tiny_segmentation_trainers_train_on_batches_of_at_most_two(planned_phan
     assert plans["configurations"]["3d_fullres"]["batch_size"] == planned
 
 
-def test_tiny_classifiers_keep_their_batch_size_and_learning_rate(planned_phantom):
+def test_tiny_classifiers_keep_their_batch_size_and_optimiser(planned_phantom):
     from nnunet_helpers import make_trainer
 
     full = make_trainer(TRAINERS["nnUNetTrainerPMSANClassifier_S"], planned_phantom)
     tiny = make_trainer(TRAINERS["nnUNetTrainerPMSANClassifier_S_Tiny"], planned_phantom)
     assert tiny.initial_lr == full.initial_lr
     assert tiny.configuration_manager.batch_size == full.configuration_manager.batch_size
+    full.initialize()
+    tiny.initialize()
+    assert type(tiny.optimizer) is type(full.optimizer)
+    assert tiny.optimizer.param_groups[0]["lr"] == full.optimizer.param_groups[0]["lr"]
 
 
 @pytest.mark.parametrize("name,expected", [

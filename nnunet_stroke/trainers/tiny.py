@@ -8,12 +8,14 @@ channel widths 8-64 when the trainer trains the planned network) and runs a shor
 demo shorten or lengthen it without another class name (nnU-Net has no schedule flag).
 
 Two settings help the short schedule learn (docs/training.md; ``benchmarks/bench_tiny_learning.py``
-measures them): segmentation trainers (those derived from ``nnUNetTrainerStrokeUNet``) train on batches
-of at most ``TINY_BATCH_SIZE`` = 2 patches (nnU-Net plans 4 for the demo's phantom): at the same compute,
-twice the optimiser steps; and trainers on a published SGD recipe with a smaller initial learning rate
-(LBMNet's 1e-3, ``trainers.recipes``) start at nnU-Net's ``TINY_RECIPE_INITIAL_LR`` = 1e-2: a few
-hundred steps at 1e-3 can leave the network predicting lesion everywhere. The full-size trainers keep
-their batch size and learning rate.
+measures them), both for the segmentation trainers (those derived from ``nnUNetTrainerStrokeUNet``): they
+train on batches of at most ``TINY_BATCH_SIZE`` = 2 patches (nnU-Net plans 4 for the demo's phantom): at the
+same compute, twice the optimiser steps; and they train with AdamW at ``TINY_ADAMW_LR`` = 3e-3 under
+nnU-Net's polynomial decay (``nnunetv2``'s ``nnUNetTrainerAdam`` without AMSGrad), the trainer's weight
+decay kept, instead of SGD with momentum 0.99 (nnU-Net's, or a paper's recipe such as LBMNet's at lr 1e-3,
+``trainers.recipes``): a few hundred SGD steps leave the network far from where the same AdamW steps get
+it. The full-size trainers keep their batch size and optimiser, and the image-level classifiers
+(``trainers.classification``, AdamW already) keep theirs in their ``_Tiny`` variants too.
 
 A third setting concerns the loss: the cross-entropy class weights of the segmentation trainers
 (``trainers.base``: the lesion class weighs up to 10) are annealed, linearly from the rule's weights at
@@ -42,13 +44,14 @@ import os
 import time
 
 import torch
+from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
 TINY_SUFFIX = "_Tiny"
 DEFAULT_EPOCHS = 40
 DEFAULT_ITERATIONS = 25
 PLOT_EVERY = 5  # epochs between redraws of nnU-Net's progress.png (and the last epoch)
 TINY_BATCH_SIZE = 2  # patches per batch of the segmentation _Tiny variants (at most; nnU-Net plans more)
-TINY_RECIPE_INITIAL_LR = 1e-2  # nnU-Net's default; the _Tiny variants of slower SGD recipes start here
+TINY_ADAMW_LR = 3e-3  # initial learning rate of AdamW in the segmentation _Tiny variants
 CHECKPOINT_EVERY = 5  # epochs between nnU-Net's checkpoint_latest.pth, from which `nnUNetv2_train --c` resumes
 SCHEDULE_KEY = "tiny_schedule"  # the checkpoint's record of the schedule in force (nnU-Net stores no epoch count)
 
@@ -111,13 +114,24 @@ class TinyScheduleMixin:
         self.num_epochs, self.num_iterations_per_epoch = tiny_schedule()
         self.planned_epochs = self.num_epochs
         self.num_val_iterations_per_epoch = max(1, self.num_iterations_per_epoch // 5)
-        if getattr(self, "tiny_batch_size", None) is not None:  # the trainer's own (deep-copied) configuration
+        if self.is_segmentation_trainer:  # the trainer's own (deep-copied) configuration
             configuration = self.configuration_manager.configuration
             configuration["batch_size"] = min(configuration["batch_size"], self.tiny_batch_size)
-        if getattr(self, "recipe", None) is not None:
-            self.initial_lr = max(self.initial_lr, TINY_RECIPE_INITIAL_LR)
+            self.initial_lr = TINY_ADAMW_LR
         self.save_every = CHECKPOINT_EVERY
         self.time_budget = tiny_time_budget()
+
+    @property
+    def is_segmentation_trainer(self) -> bool:
+        """Derived from ``nnUNetTrainerStrokeUNet``, which names the ``_Tiny`` batch size."""
+        return getattr(self, "tiny_batch_size", None) is not None
+
+    def configure_optimizers(self):
+        """AdamW with nnU-Net's polynomial decay for the segmentation trainers (module docstring)."""
+        if not self.is_segmentation_trainer:
+            return super().configure_optimizers()
+        optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
     def on_train_start(self):
         super().on_train_start()
