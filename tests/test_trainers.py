@@ -279,3 +279,28 @@ def test_cpu_mixed_precision_runs_convolutions_in_bf16_and_the_loss_in_float32(p
             mixed = loss(trainer.network(batch["data"]), batch["target"])
     assert mixed.dtype == torch.float32
     assert abs(float(mixed) - float(reference)) < 0.05 * abs(float(reference)) + 1e-3
+
+
+@pytest.mark.parametrize("name,optimiser,lr", [
+    ("nnUNetTrainerLBMNet_Tiny", torch.optim.SGD, 1e-3),  # the recipe's SGD and lr (section 4.2)
+    ("nnUNetTrainerStrokeUNet_Tiny", torch.optim.SGD, 1e-2),  # nnU-Net's
+])
+def test_bench_tiny_learning_before_setting_trains_with_the_full_size_optimiser(planned_phantom, monkeypatch, name,
+                                                                                 optimiser, lr):
+    """benchmarks/bench_tiny_learning.py compares the _Tiny settings with 'before': the full-size trainer's
+    optimiser, learning rate and batch size on the _Tiny network and schedule."""
+    import sys
+
+    from nnunet_helpers import make_trainer
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.delitem(sys.modules, "bench_tiny_learning", raising=False)
+    import bench_tiny_learning
+
+    full = make_trainer(TRAINERS[name[:-len("_Tiny")]], planned_phantom)
+    before = make_trainer(bench_tiny_learning.trainer_class(name, "before"), planned_phantom)
+    before.initialize()
+    assert type(before).__name__ == name and before.is_tiny
+    assert type(before.optimizer) is optimiser and before.optimizer.param_groups[0]["lr"] == pytest.approx(lr)
+    assert before.configuration_manager.batch_size == full.configuration_manager.batch_size
+    assert bench_tiny_learning.trainer_class(name, "package") is TRAINERS[name]
